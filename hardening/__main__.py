@@ -1,0 +1,5 @@
+import sys
+
+from hardening.cli import main
+
+sys.exit(main())

@@ -1,0 +1,7 @@
+"""`hardening redis` subcommands (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    return None
