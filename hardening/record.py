@@ -1,0 +1,105 @@
+"""The run record: one directory per run under ``data/runs/<run_id>/``, written atomically.
+
+Everything is first written into ``<root>/.tmp-<run_id>/``; ``finalize()`` writes ``run.json`` last
+and renames the directory into place, so a directory without the ``.tmp-`` prefix is always
+complete. Loaders ignore ``.tmp-*`` leftovers of a killed process. The contract of ``run.json`` is
+described in README ("Run record").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from hardening.errors import ConfigError
+from hardening.masking import mask_obj
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def git_info(cwd: Path | None = None) -> dict[str, str | None]:
+    """Commit, branch and actor from CI variables, else from git; ``None`` where unknown."""
+    env = os.environ
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
+    branch = env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or git("rev-parse", "--abbrev-ref", "HEAD")
+    return {
+        "commit": env.get("GITHUB_SHA") or git("rev-parse", "HEAD"),
+        "branch": None if branch == "HEAD" else branch,
+        "actor": env.get("GITHUB_ACTOR") or env.get("USER"),
+    }
+
+
+def new_run_id(commit: str | None, now: dt.datetime | None = None) -> str:
+    now = now or utcnow()
+    return f"{now:%Y%m%dT%H%M%SZ}-{(commit or 'nogit')[:7]}-{secrets.token_hex(2)}"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON via a temporary file and ``os.replace``: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunRecordWriter:
+    """Builds one run record in a temporary directory and publishes it with one rename."""
+
+    def __init__(self, root: Path, run_id: str):
+        self.root = Path(root)
+        self.run_id = run_id
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.root / f".tmp-{run_id}"
+            self.tmp.mkdir()
+            probe = self.tmp / ".write-probe"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write run records under {self.root}: {exc.strerror or exc}. "
+                "Choose a writable directory with --out."
+            ) from exc
+        self.final = self.root / run_id
+
+    def path(self, name: str) -> Path:
+        return self.tmp / name
+
+    def finalize(self, run: dict[str, Any]) -> Path:
+        """Mask, write ``run.json`` last, and move the record into place."""
+        run = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **run}
+        run["files"] = sorted(p.name for p in self.tmp.iterdir() if not p.name.startswith(".")) + ["run.json"]
+        write_json(self.tmp / "run.json", mask_obj(run))
+        os.rename(self.tmp, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """Read ``run.json`` of a record directory, with a clear error when it is missing or corrupt."""
+    path = Path(path)
+    run_json = path / "run.json" if path.is_dir() else path
+    try:
+        return json.loads(run_json.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no run record at {path}: run.json is missing") from exc
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"run record {path} is unreadable ({exc}); it may be corrupt") from exc
