@@ -26,7 +26,7 @@ def _wheel_binary(package: str, relative_glob: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = Path(next(iter(spec.submodule_search_locations)))
     for candidate in sorted(root.glob(relative_glob)):
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate

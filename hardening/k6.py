@@ -6,6 +6,7 @@ progress line shows requests/s, error rate and p95 while the test runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -229,10 +230,8 @@ class K6Run:
                     previous[sig] = signal.signal(sig, forward)
             try:
                 while proc.poll() is None:
-                    try:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
                         proc.wait(timeout=1.0)
-                    except subprocess.TimeoutExpired:
-                        pass
                     if self.on_progress and proc.poll() is None:
                         live = read_live(address)
                         if live is not None:

@@ -186,7 +186,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
 
     slo_results = evaluate_summary(spec, summary) if summary else (samples_results or [])
     if samples_results and summary:
-        for a, b in zip(slo_results, samples_results):
+        for a, b in zip(slo_results, samples_results, strict=False):
             if a.status != b.status:
                 warnings.append(f"{a.name}: summary says {a.status}, raw samples say {b.status}")
 

@@ -24,7 +24,7 @@ SCHEMA_VERSION = 1
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def git_info(cwd: Path | None = None) -> dict[str, str | None]:
@@ -84,7 +84,7 @@ class RunRecordWriter:
     def finalize(self, run: dict[str, Any]) -> Path:
         """Mask, write ``run.json`` last, and move the record into place."""
         run = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **run}
-        run["files"] = sorted(p.name for p in self.tmp.iterdir() if not p.name.startswith(".")) + ["run.json"]
+        run["files"] = [*sorted(p.name for p in self.tmp.iterdir() if not p.name.startswith(".")), "run.json"]
         write_json(self.tmp / "run.json", mask_obj(run))
         os.rename(self.tmp, self.final)
         return self.final

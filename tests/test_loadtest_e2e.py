@@ -106,7 +106,7 @@ def test_interrupted_run_keeps_partial_record(service, cli_env, tmp_path):
     proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     time.sleep(6)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     run = json.loads((only_record(tmp_path) / "run.json").read_text())
     assert run["status"] == "interrupted" and run["k6"]["exit_code"] == 105
