@@ -195,13 +195,15 @@ class K6Run:
     log_path: Path
     planned_s: float = 0.0
     on_progress: Callable[[LiveStats], None] | None = None
+    trend_stats: str = TREND_STATS
     extra_args: list[str] = field(default_factory=list)
 
     def command(self, address: str) -> list[str]:
         return [
-            str(self.k6), "run", "--no-color", "--address", address,
+            # --no-usage-report: k6 would otherwise phone home at the end of the run.
+            str(self.k6), "run", "--no-color", "--no-usage-report", "--address", address,
             "--summary-export", str(self.summary_path),
-            "--summary-trend-stats", TREND_STATS,
+            "--summary-trend-stats", self.trend_stats,
             "--out", f"json={self.raw_path}",
             *env_flags(self.env), *self.extra_args, str(self.script),
         ]

@@ -143,7 +143,7 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
         run = k6mod.K6Run(
             k6=k6, script=opts.script, env=k6_env, planned_s=planned,
             summary_path=writer.path("k6-summary.json"), raw_path=writer.path("k6-raw.json"),
-            log_path=writer.path("k6-stdout.log"), on_progress=printer.update if printer else None,
+            log_path=writer.path("k6-stdout.log"), trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None,
         )
         redis_summary = None
         with _observe_redis(opts, writer.path("redis")) as obs:
@@ -172,6 +172,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
             warnings.append("k6-summary.json is unreadable; SLOs evaluated from raw samples only")
 
     samples_results = None
+    counts: dict[str, int] | None = None
     raw = writer.path("k6-raw.json")
     if raw.exists() and raw.stat().st_size:
         from hardening.samples import ingest_k6_json, load_samples, write_per_second
@@ -179,12 +180,13 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         stats = ingest_k6_json(raw, writer.path("samples.parquet"))
         warnings.extend(stats.warnings)
         write_per_second(writer.path("samples.parquet"), writer.path("per_second.parquet"))
-        samples_results = evaluate_samples(spec, load_samples(writer.path("samples.parquet")),
-                                           duration_s=result.seconds)
+        samples = load_samples(writer.path("samples.parquet"))
+        counts = samples["metric"].value_counts().to_dict()
+        samples_results = evaluate_samples(spec, samples, duration_s=result.seconds)
         if not opts.keep_raw:
             raw.unlink()
 
-    slo_results = evaluate_summary(spec, summary) if summary else (samples_results or [])
+    slo_results = evaluate_summary(spec, summary, counts) if summary else (samples_results or [])
     if samples_results and summary:
         for a, b in zip(slo_results, samples_results, strict=False):
             if a.status != b.status:
