@@ -2,6 +2,8 @@
 
 Percentile: sort; ``i = p*(n-1)``; ``v[floor(i)] + (v[ceil(i)] - v[floor(i)]) * (i - floor(i))``;
 one sample gives that sample; none gives ``None`` here (k6 says 0, which hides missing data).
+k6 turns ``p(N)`` into ``N/100`` (so ``p(99.9)`` is ``0.9990000000000001``, not ``0.999``): pass
+``N / 100`` computed the same way to stay bit-exact.
 ``numpy.percentile`` rounds differently in ~2% of cases, so it is not used.
 """
 
@@ -33,7 +35,7 @@ def percentile(values: Iterable[float], p: float) -> float | None:
     return percentile_sorted(arr, p)
 
 
-def trend_stats(values: Iterable[float], percentiles: Sequence[float] = (0.90, 0.95, 0.99)) -> dict:
+def trend_stats(values: Iterable[float], percents: Sequence[float] = (90, 95, 99)) -> dict:
     """avg/min/med/max and ``p(N)`` keys like k6's summary; empty input gives ``{"count": 0}``."""
     arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
     n = int(arr.size)
@@ -50,8 +52,8 @@ def trend_stats(values: Iterable[float], percentiles: Sequence[float] = (0.90, 0
         "med": percentile_sorted(ordered, 0.5),
         "max": float(ordered[-1]),
     }
-    for p in percentiles:
-        out[f"p({format_pct(p)})"] = percentile_sorted(ordered, p)
+    for n in percents:
+        out[f"p({format_pct(n / 100)})"] = percentile_sorted(ordered, n / 100)
     return out
 
 
