@@ -200,7 +200,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     elif code in K6_CONFIG_ERRORS:
         status, exit_code = "error", EXIT_USAGE
         warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
-    elif code not in (0, 99, 108, 110):
+    elif code not in (0, 99, 110):  # 108 (exec.test.abort: e.g. setup found no target) is infra
         status, exit_code = "error", EXIT_INFRA
         warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
     else:
