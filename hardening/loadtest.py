@@ -26,6 +26,7 @@ from hardening.errors import (
     EXIT_OK,
     EXIT_USAGE,
     ConfigError,
+    HardeningError,
     InfraError,
 )
 from hardening.masking import mask, mask_url
@@ -177,14 +178,18 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     if raw.exists() and raw.stat().st_size:
         from hardening.samples import ingest_k6_json, load_samples, write_per_second
 
-        stats = ingest_k6_json(raw, writer.path("samples.parquet"))
-        warnings.extend(stats.warnings)
-        write_per_second(writer.path("samples.parquet"), writer.path("per_second.parquet"))
-        samples = load_samples(writer.path("samples.parquet"))
-        counts = samples["metric"].value_counts().to_dict()
-        samples_results = evaluate_samples(spec, samples, duration_s=result.seconds)
-        if not opts.keep_raw:
-            raw.unlink()
+        try:
+            stats = ingest_k6_json(raw, writer.path("samples.parquet"))
+        except HardeningError as exc:  # keep k6's raw file in the record rather than lose the run
+            warnings.append(f"raw samples not ingested, k6-raw.json kept: {exc}")
+        else:
+            warnings.extend(stats.warnings)
+            write_per_second(writer.path("samples.parquet"), writer.path("per_second.parquet"))
+            samples = load_samples(writer.path("samples.parquet"))
+            counts = samples["metric"].value_counts().to_dict()
+            samples_results = evaluate_samples(spec, samples, duration_s=result.seconds)
+            if not opts.keep_raw:
+                raw.unlink()
 
     slo_results = evaluate_summary(spec, summary, counts) if summary else (samples_results or [])
     if samples_results and summary:
