@@ -113,12 +113,13 @@ def key_metrics(summary: dict) -> dict:
     }
 
 
-def _observe_redis(opts: LoadTestOptions, out_dir: Path):
+def _observe_redis(opts: LoadTestOptions, out_dir: Path, planned_s: float):
     if not opts.redis_url:
         return contextlib.nullcontext(None)
     from hardening.redisobs import observe
 
-    return observe(opts.redis_url, out_dir, interval=opts.redis_interval)
+    # The sampler stops by itself even if k6 overruns its plan (graceful stop is 30 s by default).
+    return observe(opts.redis_url, out_dir, interval=opts.redis_interval, max_duration=planned_s + 90)
 
 
 def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
@@ -147,12 +148,13 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
             log_path=writer.path("k6-stdout.log"), trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None,
         )
         redis_summary = None
-        with _observe_redis(opts, writer.path("redis")) as obs:
+        with _observe_redis(opts, writer.path("redis"), planned) as obs:
             result = run.run()
         if printer:
             printer.close()
         if obs is not None:
-            redis_summary = obs.summary
+            s = obs.summary
+            redis_summary = {"server": s.get("server"), "url": s.get("url"), "summary": s}
         record = _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned)
     except BaseException:
         # Nothing half-written may look complete: the .tmp- directory is removed unless finished.
