@@ -77,7 +77,10 @@ def cmd_demo(args) -> int:
 
     env = {"DEMO_FAULT_LATENCY_MS": str(args.fault_latency_ms), "DEMO_FAULT_ERROR_RATE": str(args.fault_error_rate)}
     external = os.environ.get("REDIS_URL")
-    with EmbeddedRedis() if not external else _Existing(external) as redis_server:
+    # The embedded server starts with latency monitoring on (10 ms) and a 1 ms slowlog, so the demo's
+    # Redis report has something to show; an external REDIS_URL is left as configured.
+    monitored = ["--latency-monitor-threshold", "10", "--slowlog-log-slower-than", "1000"]
+    with EmbeddedRedis(extra_args=monitored) if not external else _Existing(external) as redis_server:
         print(f"hardening: Redis at {redis_server.url}", file=sys.stderr)
         with DemoService(redis_server.url, env=env) as service:
             print(f"hardening: demo service at {service.base_url} (pid {service.pid})", file=sys.stderr)
