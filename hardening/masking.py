@@ -2,8 +2,10 @@
 
 ``mask(text)`` hides
 - passwords in URLs (``redis://user:secret@host`` -> ``redis://user:***@host``),
+- secret-looking query parameters (``?token=…``, ``&api_key=…``, ``&sig=…``),
 - the values of environment variables whose names look secret (``*_TOKEN``, ``*_SECRET``,
-  ``*PASSWORD*``, ``*_KEY``, ``*_URI``/``*_URL`` with credentials, ...), wherever they appear.
+  ``*PASSWORD*``, ``*_KEY``, ...), wherever they appear. ``*_URL``/``*_URI`` variables are not secret
+  as a whole (``BASE_URL`` stays readable): only the credentials inside them are.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from urllib.parse import urlsplit, urlunsplit
 MASK = "***"
 
 SECRET_NAME = re.compile(
-    r"(TOKEN|SECRET|PASSWORD|PASSWD|PASS|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|_KEY|CREDENTIALS?|AUTH|DSN|_URI|_URL)$|"
-    r"^(GH_TOKEN|GITHUB_TOKEN|REDIS_URL|DATABASE_URL|MONGODB_URI)$",
+    r"(TOKEN|SECRET|PASSWORD|PASSWD|PASS|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|_KEY|CREDENTIALS?|AUTH)$",
+    re.IGNORECASE,
+)
+_SECRET_QUERY = re.compile(
+    r"(?P<k>[?&](?:access_token|token|api_?key|key|secret|password|passwd|sig|signature)=)[^&#\s\"']+",
     re.IGNORECASE,
 )
 # user:password@ inside any scheme://…; the password part is everything up to the last '@' before host.
@@ -67,6 +72,7 @@ def mask(text: str, env: Mapping[str, str] | None = None, extra: list[str] | Non
     if not text:
         return text
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    text = _SECRET_QUERY.sub(lambda m: f"{m['k']}{MASK}", text)
     for value in [*(extra or []), *secret_values(env)]:
         if value and value in text:
             text = text.replace(value, MASK)
