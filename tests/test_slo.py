@@ -388,7 +388,7 @@ def test_evaluate_samples_matches_k6stats():
     res = {r.name: r for r in evaluate_samples(spec, df, duration_s=10.0)}
     all_d = [r["value"] for r in rows if r["metric"] == "http_req_duration"]
     spike = [r["value"] for r in rows if r["metric"] == "http_req_duration" and r["scenario"] == "spike"]
-    stats = k6stats.trend_stats(all_d, percentiles=(0.95,))
+    stats = k6stats.trend_stats(all_d, percents=(95,))
     assert res["http_req_duration p(95)<800"].observed == stats["p(95)"]
     # k6 computes p(N) as N/100: 99.9/100 is 0.9990000000000001, not 0.999, and that can change the result.
     assert res["http_req_duration p(99.9)<2000"].observed == k6stats.percentile(all_d, 99.9 / 100)

@@ -1,0 +1,258 @@
+"""Run records as data: ``load_runs(path)`` gives one DataFrame row per run; ``load_run(dir)`` one run.
+
+A history is the set of ``<root>/<run_id>/run.json`` files (see ``.notes/CONTRACTS.md``). Loading reads
+only ``run.json`` (with orjson), so 10,000 records load in well under two seconds. A record that cannot
+be read is skipped with a warning and listed in ``df.attrs["skipped"]``; it never crashes a report.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from hardening.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+TREND_METRICS = ("http_req_duration", "payment_duration")
+SCALARS = ("requests", "rps", "error_rate", "checks_rate", "payments_successful", "payments_failed",
+           "iterations", "vus_max")
+BASE_COLUMNS = ["run_id", "status", "started_at", "finished_at", "duration_s", "environment", "profile",
+                "script", "target", "commit", "branch", "actor", "k6_version", "k6_exit_code",
+                "slo_total", "slo_failed", "slo_no_data", "slo_results", "redis_server", "warnings", "path"]
+
+
+class RecordWarning(UserWarning):
+    """A run record was skipped because it could not be read."""
+
+
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """An absolute path as is; a relative one against the working directory, else the project root.
+
+    Notebooks default to ``data/sample/...``: this lets them run from the project root (papermill, CI)
+    and from ``notebooks/`` (JupyterLab) alike.
+    """
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    candidate = ROOT / p
+    return candidate if candidate.exists() else p.resolve()
+
+
+def stat_key(stat: str) -> str:
+    """k6 summary keys to column suffixes: ``p(95)`` -> ``p95``, ``p(99.9)`` -> ``p99.9``."""
+    return stat.replace("(", "").replace(")", "")
+
+
+def flatten_record(rec: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """One history row from a ``run.json`` object (missing fields become None)."""
+    git = rec.get("git") or {}
+    k6 = rec.get("k6") or {}
+    metrics = rec.get("metrics") or {}
+    slo = rec.get("slo_results") or []
+    row: dict[str, Any] = {
+        "run_id": rec.get("run_id"),
+        "status": rec.get("status"),
+        "started_at": rec.get("started_at"),
+        "finished_at": rec.get("finished_at"),
+        "duration_s": rec.get("duration_s"),
+        "environment": rec.get("environment"),
+        "profile": rec.get("profile"),
+        "script": rec.get("script"),
+        "target": rec.get("target"),
+        "commit": git.get("commit"),
+        "branch": git.get("branch"),
+        "actor": git.get("actor"),
+        "k6_version": k6.get("version"),
+        "k6_exit_code": k6.get("exit_code"),
+        "slo_total": len(slo),
+        "slo_failed": sum(1 for s in slo if s.get("status") == "fail"),
+        "slo_no_data": sum(1 for s in slo if s.get("status") == "no_data"),
+        "slo_results": slo,
+        "redis_server": (rec.get("redis") or {}).get("server"),
+        "warnings": len(rec.get("warnings") or []),
+        "path": path,
+    }
+    for name in SCALARS:
+        row[name] = metrics.get(name)
+    for metric in TREND_METRICS:
+        for stat, value in (metrics.get(metric) or {}).items():
+            row[f"{metric}_{stat_key(stat)}"] = value
+    summary = (rec.get("redis") or {}).get("summary") or {}
+    for key, value in _flat(summary, "redis."):
+        row[key] = value
+    return row
+
+
+def _flat(obj: Any, prefix: str) -> list[tuple[str, Any]]:
+    """Numeric and string leaves of a nested dict as ``prefix.a.b`` pairs (lists are skipped)."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.extend(_flat(v, f"{prefix}{k}."))
+    elif isinstance(obj, (int, float, str, bool)) or obj is None:
+        out.append((prefix[:-1], obj))
+    return out
+
+
+def _scan(root: Path) -> list[Path]:
+    if (root / "run.json").is_file():
+        return [root / "run.json"]
+    try:
+        entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+    except FileNotFoundError:
+        raise ConfigError(f"history folder {root} does not exist; pass --history with a folder of run "
+                          "records (data/runs) or run `hardening loadtest` first") from None
+    return [Path(e.path) / "run.json" for e in sorted(entries, key=lambda e: e.name)]
+
+
+def load_runs(path: str | os.PathLike[str] = "data/runs", environment: str | None = None,
+              branch: str | None = None, script: str | None = None) -> pd.DataFrame:
+    """One row per run under ``path`` (a folder of run folders, or one run folder), oldest first.
+
+    Filters (``environment``, ``branch``, ``script``) keep only matching rows; empty/None means all.
+    Unreadable records are skipped with a :class:`RecordWarning`; ``df.attrs["skipped"]`` lists them.
+    """
+    root = resolve_path(path)
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    for run_json in _scan(root):
+        try:
+            rec = orjson.loads(run_json.read_bytes())
+            if not isinstance(rec, dict) or not rec.get("run_id"):
+                raise ValueError("not a run record (no run_id)")
+            rows.append(flatten_record(rec, str(run_json.parent)))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:  # orjson.JSONDecodeError is a ValueError
+            reason = "missing run.json" if isinstance(exc, FileNotFoundError) else str(exc).splitlines()[0]
+            skipped.append((str(run_json.parent), reason))
+            warnings.warn(f"skipped run record {run_json.parent.name}: {reason}", RecordWarning, stacklevel=2)
+    df = pd.DataFrame(rows)
+    for col in BASE_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series(dtype=object)
+    for col in ("started_at", "finished_at"):
+        df[col] = pd.to_datetime(df[col], utc=True, errors="coerce", format="ISO8601")
+    df = df.sort_values(["started_at", "run_id"], kind="stable").reset_index(drop=True)
+    df = filter_runs(df, environment=environment, branch=branch, script=script)
+    df.attrs["skipped"] = skipped
+    return df
+
+
+def filter_runs(df: pd.DataFrame, environment: str | None = None, branch: str | None = None,
+                script: str | None = None) -> pd.DataFrame:
+    """Rows matching every given filter (None or "" = no filter on that column)."""
+    mask = pd.Series(True, index=df.index)
+    for col, want in (("environment", environment), ("branch", branch), ("script", script)):
+        if want:
+            mask &= df[col] == want
+    out = df[mask].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def slo_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long table of per-SLO results: one row per (run, SLO), oldest run first."""
+    rows = []
+    for run_id, started, results in zip(runs["run_id"], runs["started_at"], runs["slo_results"], strict=True):
+        for s in results or []:
+            rows.append({"run_id": run_id, "started_at": started, "name": s.get("name"),
+                         "metric": s.get("metric"), "aggregation": s.get("aggregation"), "op": s.get("op"),
+                         "target": s.get("target"), "observed": s.get("observed"), "margin": s.get("margin"),
+                         "status": s.get("status")})
+    cols = ["run_id", "started_at", "name", "metric", "aggregation", "op", "target", "observed", "margin",
+            "status"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass
+class RunData:
+    """Everything a report needs from one run folder; absent parts are empty, never an exception."""
+
+    path: Path
+    record: dict[str, Any]
+    per_second: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+    redis_dir: Path | None = None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record.get("run_id"))
+
+    @property
+    def has_samples(self) -> bool:
+        return (self.path / "samples.parquet").is_file()
+
+    def samples(self, metric: str | None = None) -> pd.DataFrame:
+        """Raw k6 samples (empty frame when the record kept only per-second aggregates)."""
+        if not self.has_samples:
+            return pd.DataFrame(columns=["time", "metric", "value", "scenario"])
+        from hardening.samples import load_samples
+
+        return load_samples(self.path / "samples.parquet", metrics=[metric] if metric else None)
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of ``run_dir``; ConfigError (exit 2) naming the file when missing or corrupt."""
+    run_json = run_dir / "run.json"
+    try:
+        rec = orjson.loads(run_json.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"{run_json} not found: --run must name a run folder such as data/runs/<run_id>") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{run_json} is not a readable run record ({exc}); rerun the load test") from None
+    if not isinstance(rec, dict) or not rec.get("run_id"):
+        raise ConfigError(f"{run_json} is not a run record (no run_id)")
+    return rec
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunData:
+    """Load one run folder: run.json, per-second aggregates (computed from samples if needed), summary."""
+    path = resolve_path(run_dir)
+    rec = read_record(path)
+    per_second = pd.DataFrame()
+    if (path / "per_second.parquet").is_file():
+        per_second = pd.read_parquet(path / "per_second.parquet")
+    elif (path / "samples.parquet").is_file():
+        from hardening.samples import per_second as per_second_of  # the runner's own aggregation
+
+        per_second = per_second_of(path / "samples.parquet")
+    summary: dict[str, Any] = {}
+    if (path / "k6-summary.json").is_file():
+        try:
+            summary = orjson.loads((path / "k6-summary.json").read_bytes())
+        except ValueError:
+            warnings.warn(f"{path.name}: k6-summary.json is unreadable; checks are not shown", RecordWarning,
+                          stacklevel=2)
+    redis_dir = path / "redis"
+    return RunData(path=path, record=rec, per_second=per_second, summary=summary,
+                   redis_dir=redis_dir if redis_dir.is_dir() else None)
+
+
+def find_baseline(history: pd.DataFrame, record: dict[str, Any]) -> pd.Series | None:
+    """The last passing run of the same environment and script that started before ``record``."""
+    if history.empty:
+        return None
+    started = pd.to_datetime(record.get("started_at"), utc=True, errors="coerce")
+    mask = ((history["status"] == "pass") & (history["run_id"] != record.get("run_id"))
+            & (history["environment"] == record.get("environment")) & (history["script"] == record.get("script")))
+    if started is not None and not pd.isna(started):
+        mask &= history["started_at"] < started
+    candidates = history[mask]
+    return None if candidates.empty else candidates.iloc[-1]
+
+
+def latest_run_dir(history_dir: str | os.PathLike[str]) -> Path:
+    """The newest run folder (run ids sort by time) holding a run.json; ConfigError when there is none."""
+    root = resolve_path(history_dir)
+    runs = [p.parent for p in _scan(root) if p.is_file()]
+    if not runs:
+        raise ConfigError(f"no run records under {root}: run `hardening loadtest` or pass run_dir explicitly")
+    return runs[-1]

@@ -1,0 +1,258 @@
+"""Build the HTML report set of one run: papermill executes the notebooks, nbconvert renders offline HTML.
+
+- Notebooks run in-process through ``papermill.execute_notebook`` (``kernel_name="python3"``, absolute
+  paths, no ``cwd``: it is process-wide), two at a time on threads: each has its own kernel process.
+- One ``HTMLExporter`` is built once and reused (building it dominates a conversion); code cells are
+  hidden (``exclude_input``), stderr streams are dropped from the HTML (they stay in the executed
+  ``.ipynb`` kept beside it for audit), and the ``offline`` template removes every network script.
+- ``index.html`` puts the verdict on top and links the reports.
+- A failing cell raises :class:`NotebookFailed` (exit 1) naming the notebook, the cell and the error.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import orjson
+
+from hardening.errors import EXIT_FAIL, HardeningError
+from hardening.history import ROOT, read_record, resolve_path
+from hardening.masking import mask
+from hardening.reportview import SUMMARY_MIMETYPE
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+NOTEBOOK_DIRS = (ROOT / "notebooks", Path(__file__).resolve().parent / "notebooks")
+CELL_TIMEOUT_S = 300
+EXPECTED_COST = {"slo_history": 4, "run_report": 3, "redis_report": 2, "deployments": 1}  # relative run times
+
+
+class NotebookFailed(HardeningError):
+    """A report notebook raised: exit 1, naming notebook, cell index and error."""
+
+    exit_code = EXIT_FAIL
+
+    def __init__(self, notebook: str, cell_index: int | None, ename: str, evalue: str, executed: Path | None):
+        self.notebook, self.cell_index, self.ename, self.evalue, self.executed = (
+            notebook, cell_index, ename, evalue, executed)
+        where = f"cell {cell_index}" if cell_index is not None else "before any cell ran"
+        kept = f"; executed notebook kept at {executed}" if executed and executed.exists() else ""
+        super().__init__(f"notebook {notebook} failed at {where}: {ename}: {evalue}{kept}")
+
+
+@dataclass
+class ReportJob:
+    name: str
+    title: str
+    notebook: Path
+    parameters: dict[str, Any]
+
+
+@dataclass
+class ReportResult:
+    job: ReportJob
+    html: Path
+    ipynb: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    html_bytes: int = 0
+
+
+def notebook_path(name: str) -> Path:
+    for folder in NOTEBOOK_DIRS:
+        candidate = folder / f"{name}.ipynb"
+        if candidate.is_file():
+            return candidate
+    raise HardeningError(f"report notebook {name}.ipynb not found in {', '.join(map(str, NOTEBOOK_DIRS))}")
+
+
+def plan(run_dir: Path, history_dir: Path | None, out_dir: Path, ledger: Path | None = None) -> list[ReportJob]:
+    """The notebooks to run for one run (deployments only with a ledger), with absolute-path parameters."""
+    hist = str(history_dir) if history_dir else ""
+    run_id = run_dir.name
+
+    def side(name: str) -> str:
+        return str(out_dir / f"{name}.summary.json")
+
+    jobs = [
+        ReportJob("run_report", "Run report", notebook_path("run_report"),
+                  {"run_dir": str(run_dir), "history_dir": hist, "summary_path": side("run_report")}),
+        ReportJob("redis_report", "Redis report", notebook_path("redis_report"),
+                  {"run_dir": str(run_dir), "history_dir": hist, "summary_path": side("redis_report")}),
+    ]
+    if history_dir:
+        jobs.append(ReportJob("slo_history", "SLO history", notebook_path("slo_history"),
+                              {"history_dir": hist, "highlight_run": run_id, "summary_path": side("slo_history")}))
+    if ledger:
+        jobs.append(ReportJob("deployments", "Deployments", notebook_path("deployments"),
+                              {"ledger_path": str(ledger), "summary_path": side("deployments")}))
+    return jobs
+
+
+class HtmlRenderer:
+    """One reusable HTMLExporter with the offline template; thread-safe through a lock."""
+
+    def __init__(self) -> None:
+        from nbconvert import HTMLExporter
+
+        self._lock = threading.Lock()
+        self.exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
+                                     exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+
+    def render(self, ipynb: Path, dest: Path, title: str) -> int:
+        nb = nbformat.read(ipynb, as_version=4)
+        nb = strip_for_html(nb)
+        nb.metadata["title"] = title
+        with self._lock:
+            body, _ = self.exporter.from_notebook_node(nb)
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        tmp.write_text(body, encoding="utf-8")
+        os.replace(tmp, dest)
+        return len(body.encode("utf-8"))
+
+
+def strip_for_html(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Stakeholder view: no stderr streams (warnings) and no papermill parameter cells."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & {"parameters", "injected-parameters"}:
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not _hidden(o)]
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def _hidden(output: dict[str, Any]) -> bool:
+    if output.get("output_type") == "stream":
+        return output.get("name") == "stderr"
+    data = output.get("data") or {}
+    return bool(data) and set(data) <= {SUMMARY_MIMETYPE}
+
+
+def execute(job: ReportJob, out_dir: Path) -> Path:
+    """Run one notebook with papermill; NotebookFailed on a cell error (the executed copy is kept)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    executed = out_dir / f"{job.name}.ipynb"
+    try:
+        pm.execute_notebook(str(job.notebook), str(executed), parameters=job.parameters, kernel_name="python3",
+                            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                            execution_timeout=CELL_TIMEOUT_S)
+    except PapermillExecutionError as exc:
+        raise NotebookFailed(job.name, exc.cell_index, exc.ename, mask(str(exc.evalue)), executed) from None
+    except Exception as exc:  # timeouts (nbclient CellTimeoutError), dead kernels: still name the notebook
+        raise NotebookFailed(job.name, None, type(exc).__name__, mask(str(exc).splitlines()[0] if str(exc) else ""),
+                             executed) from None
+    return executed
+
+
+def _read_summary(path: str) -> dict[str, Any]:
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return {}
+
+
+def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLike[str] | None, out_dir: str
+                  | os.PathLike[str], ledger: str | os.PathLike[str] | None = None, workers: int = 2,
+                  progress: Callable[[str], None] = print) -> list[ReportResult]:
+    """Execute and render every report of one run, then write ``index.html``; returns the results."""
+    run = resolve_path(run_dir)
+    record = read_record(run)  # ConfigError (exit 2) before any kernel starts
+    hist = resolve_path(history_dir) if history_dir else None
+    led = resolve_path(ledger) if ledger else None
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("MPLBACKEND", "").lower() == "agg":
+        os.environ.pop("MPLBACKEND")  # it would make the kernels drop inline figures
+    jobs = plan(run, hist, out, led)
+    renderer = HtmlRenderer()
+    total = len(jobs)
+    results: list[ReportResult] = []
+    failures: list[NotebookFailed] = []
+
+    def one(i: int, job: ReportJob) -> ReportResult:
+        progress(f"[{i}/{total}] {job.name}: executing {job.notebook.name}")
+        start = time.perf_counter()
+        executed = execute(job, out)
+        dest = out / f"{job.name}.html"
+        size = renderer.render(executed, dest, f"{job.title} — {record.get('run_id')}")
+        seconds = time.perf_counter() - start
+        progress(f"[{i}/{total}] {job.name}: done in {seconds:.1f} s -> {dest} ({size / 1024:.0f} KB)")
+        return ReportResult(job, dest, executed, _read_summary(job.parameters["summary_path"]), seconds, size)
+
+    # longest first (history, then the run report) so two workers finish together; results stay in plan order
+    order = sorted(range(total), key=lambda k: EXPECTED_COST.get(jobs[k].name, 0), reverse=True)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        submitted = {k: pool.submit(one, k + 1, jobs[k]) for k in order}
+        for fut in (submitted[k] for k in range(total)):
+            try:
+                results.append(fut.result())
+            except NotebookFailed as exc:
+                progress(f"FAILED {exc}")
+                failures.append(exc)
+    if failures:
+        raise failures[0]
+    index = write_index(out, record, results)
+    progress(f"index: {index}")
+    return results
+
+
+# ---------------------------------------------------------------- index.html
+
+INDEX_STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:24px auto;padding:0 16px;color:#1f2328}
+.banner{padding:16px 20px;border-radius:6px;color:#fff;margin-bottom:18px}.banner h1{margin:0 0 6px;font-size:28px}
+.pass{background:#1a7f37}.fail{background:#cf222e}.other{background:#9a6700}
+li{margin:6px 0}.muted{color:#57606a;font-size:13px}"""
+
+
+def write_index(out: Path, record: dict[str, Any], results: list[ReportResult]) -> Path:
+    """``index.html``: verdict, baseline sentence, history alert, then links (all strings escaped)."""
+    from hardening.reportview import verdict_text
+
+    status, sentence = verdict_text(record)
+    cls = {"PASS": "pass", "FAIL": "fail"}.get(status, "other")
+    by_name = {r.job.name: r for r in results}
+    lines = [sentence]
+    if "run_report" in by_name:
+        headline = (by_name["run_report"].summary.get("baseline") or {}).get("headline")
+        if headline:
+            lines.append(f"Baseline: {headline}")
+    if "slo_history" in by_name:
+        alert = (by_name["slo_history"].summary.get("failure_alert") or {}).get("text")
+        if alert:
+            lines.append(f"History: {alert}")
+    if "deployments" in by_name:
+        cfr = by_name["deployments"].summary.get("change_failure_rate")
+        if cfr is not None:
+            lines.append(f"Deployments: change failure rate {cfr * 100:.0f}%")
+    git = record.get("git") or {}
+    facts = (f"run {record.get('run_id')} · environment {record.get('environment')} · branch {git.get('branch')} · "
+             f"started {record.get('started_at')}")
+    e = lambda s: html.escape(mask(str(s)), quote=True)  # noqa: E731
+    links = "".join(f'<li><a href="{e(r.html.name)}">{e(r.job.title)}</a> <span class="muted">({r.html_bytes / 1024:.0f} KB;'
+                    f' executed notebook: <a href="{e(r.ipynb.name)}">{e(r.ipynb.name)}</a>)</span></li>' for r in results)
+    body = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width, initial-scale=1"><title>Load-test reports — {e(record.get("run_id"))}'
+            f'</title><style>{INDEX_STYLE}</style></head><body><div class="banner {cls}" id="verdict">'
+            f"<h1>Verdict: {e(status)}</h1>" + "".join(f"<div>{e(x)}</div>" for x in lines)
+            + f'</div><p class="muted">{e(facts)}</p><h2>Reports</h2><ul>{links}</ul></body></html>')
+    dest = out / "index.html"
+    tmp = dest.with_name(f".index.html.tmp-{os.getpid()}")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, dest)
+    return dest
