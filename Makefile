@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 ## test: the whole test suite (real k6, real Redis/Valkey, real papermill, real Chromium)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --nbval-lax tests notebooks $(PYTEST_ARGS)
 
 ## bench: print the benchmark figures (not a test)
 bench: $(STAMP)
