@@ -68,7 +68,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import hardening
-from hardening.embedded_redis import free_port
+from hardening.embedded_redis import free_port, stop_process
 from hardening.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, InfraError
 from hardening.masking import mask, mask_url, secret_values
 
@@ -633,13 +633,7 @@ class DemoService:
         return body
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
     def cleanup(self) -> None:
         """Remove the temporary log directory (only one this object created)."""

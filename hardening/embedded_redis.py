@@ -89,6 +89,18 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen |
     raise InfraError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
+def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+    """Stop a child we started, by its pid: SIGTERM, wait ``grace`` seconds, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 @dataclass
 class EmbeddedRedis:
     """A throw-away server on 127.0.0.1. Use as a context manager; ``url`` is ready inside it.
@@ -136,13 +148,7 @@ class EmbeddedRedis:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         if self.proc is not None and self.proc.stderr:
             self.proc.stderr.close()
         if self.workdir is not None:
