@@ -142,6 +142,27 @@ def _hidden(output: dict[str, Any]) -> bool:
     return bool(data) and set(data) <= {SUMMARY_MIMETYPE}
 
 
+def _quiet_kernel_manager() -> type:
+    """A kernel manager whose kernel process does not write to the user's terminal.
+
+    ipykernel 7 warns on stderr about TCP transport and logs the interrupt it gets at shutdown; neither
+    helps a report reader. Cell errors still arrive through the protocol (PapermillExecutionError).
+    """
+    import subprocess
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw.setdefault("stdout", subprocess.DEVNULL)
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+
+        _launch_kernel = _async_launch_kernel
+
+    return QuietKernelManager
+
+
 def execute(job: ReportJob, out_dir: Path) -> Path:
     """Run one notebook with papermill; NotebookFailed on a cell error (the executed copy is kept)."""
     import papermill as pm
@@ -151,7 +172,7 @@ def execute(job: ReportJob, out_dir: Path) -> Path:
     try:
         pm.execute_notebook(str(job.notebook), str(executed), parameters=job.parameters, kernel_name="python3",
                             progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                            execution_timeout=CELL_TIMEOUT_S)
+                            execution_timeout=CELL_TIMEOUT_S, kernel_manager_class=_quiet_kernel_manager())
     except PapermillExecutionError as exc:
         raise NotebookFailed(job.name, exc.cell_index, exc.ename, mask(str(exc.evalue)), executed) from None
     except Exception as exc:  # timeouts (nbclient CellTimeoutError), dead kernels: still name the notebook
