@@ -355,7 +355,10 @@ def verify_artifact(
     if not tarball.is_file():
         raise ConfigError(f"artifact {tarball} not found")
     manifest_path = manifest_path or find_manifest(tarball)
-    manifest_bytes = manifest_path.read_bytes()
+    try:
+        manifest_bytes = manifest_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"manifest {manifest_path} cannot be read: {exc.strerror or exc}") from None
     if public_key is not None:
         sig_file = signature_path(manifest_path)
         if not sig_file.exists():
@@ -367,8 +370,9 @@ def verify_artifact(
             raise CheckFailed(f"signature of {manifest_path.name} does not match the pinned key {public_key}") from None
     try:
         manifest = json.loads(manifest_bytes)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckFailed(f"manifest {manifest_path.name} is not valid JSON: {exc}") from None
+    listed = _listed_files(manifest, manifest_path.name)
 
     version = str(manifest.get("version", ""))
     commit = str(manifest.get("commit", ""))
@@ -389,13 +393,12 @@ def verify_artifact(
     if expect_commit and not commit.lower().startswith(expect_commit.lower()):
         raise CheckFailed(f"expected commit {expect_commit}, artifact has {commit}")
 
-    tar_meta = manifest.get("tarball") or {}
+    tar_meta = manifest.get("tarball") if isinstance(manifest.get("tarball"), dict) else {}
     actual_sha = sha256_file(tarball)
     if tar_meta.get("sha256") != actual_sha:
         raise CheckFailed(f"{tarball.name} sha256 {actual_sha[:12]}… differs from the manifest "
                           f"({str(tar_meta.get('sha256'))[:12]}…): corrupted or tampered")
 
-    listed = {f["path"]: f for f in manifest.get("files", [])}
     seen: set[str] = set()
     check_members(tarball)
     with tarfile.open(tarball, "r:gz") as tar:
@@ -418,6 +421,17 @@ def verify_artifact(
     if missing:
         raise CheckFailed(f"{tarball.name} lacks files listed in the manifest: {', '.join(missing[:5])}")
     return manifest
+
+
+def _listed_files(manifest: Any, label: str) -> dict[str, dict[str, Any]]:
+    """The manifest's ``files`` by path; CheckFailed when the manifest is not shaped like one of ours."""
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("size"), int)
+            and isinstance(f.get("sha256"), str) for f in files):
+        raise CheckFailed(f"manifest {label} is malformed: it needs a 'files' list of {{path, size, sha256}} "
+                          "entries (rebuild the artifact with `hardening artifact build`)")
+    return {f["path"]: f for f in files}
 
 
 def safe_extract(tarball: Path, dest: Path) -> None:

@@ -107,9 +107,12 @@ def slo_trends(slo_long: pd.DataFrame, max_panels: int = 6) -> plt.Figure:
         x = np.arange(len(part))
         ax.plot(x, part["observed"], color="#57606a", lw=1)
         _status_dots(ax, x, part["observed"], part["status"], 18)
-        if part["target"].notna().any():
-            ax.axhline(float(part["target"].dropna().iloc[-1]), color=FAIL_COLOR, ls="--", lw=1, label="target")
+        target = part["target"].dropna()
+        if not target.empty:
+            ax.axhline(float(target.iloc[-1]), color=FAIL_COLOR, ls="--", lw=1, label="target")
             ax.legend(loc="upper left", fontsize=8)
+        _log_if_wide(ax, pd.concat([part["observed"], target]), unit_ms=str(part["metric"].iloc[0]).endswith(
+            "_duration"))
         ax.set_title(_label(name), fontsize=10, loc="left")
         ax.grid(alpha=0.3)
     _runs_axis(axes[-1, 0])
@@ -117,8 +120,17 @@ def slo_trends(slo_long: pd.DataFrame, max_panels: int = 6) -> plt.Figure:
     return fig
 
 
-def latency_history(runs: pd.DataFrame, change_idx: dict[str, Sequence[int]]) -> plt.Figure:
-    """p95 and p99 of http_req_duration across runs, change points as vertical lines."""
+def _log_if_wide(ax: plt.Axes, values: pd.Series | np.ndarray, unit_ms: bool) -> None:
+    """Log y-axis for latencies spanning more than a decade: a 4 → 45 ms step stays visible beside a
+    900 ms outlier (on a linear axis both early levels sit flat on zero)."""
+    v = pd.to_numeric(pd.Series(np.asarray(values, dtype=float)), errors="coerce").dropna()
+    if unit_ms and len(v) and (v > 0).all() and v.max() / v.min() > 10:
+        ax.set_yscale("log")
+
+
+def latency_history(runs: pd.DataFrame, change_points: Sequence[dict] = ()) -> plt.Figure:
+    """p95 and p99 of http_req_duration across runs; ``change_points`` (``slohistory`` dicts with
+    ``metric`` and ``index``) drawn as vertical lines. Log axis when the values span a decade."""
     cols = [c for c in ("http_req_duration_p95", "http_req_duration_p99") if c in runs]
     if runs.empty or not cols:
         return _message("No latency figures in the selected runs.")
@@ -127,13 +139,14 @@ def latency_history(runs: pd.DataFrame, change_idx: dict[str, Sequence[int]]) ->
     for col, style in zip(cols, ("-", "--"), strict=False):
         ax.plot(x, runs[col], style, color="#57606a", lw=1, label=col.replace("http_req_duration_", ""))
         _status_dots(ax, x, runs[col], runs["status"], 14)
-        for i in change_idx.get(col, []):
-            ax.axvline(i - 0.5, color="#8250df", lw=2, alpha=0.7)
+    for i in sorted({cp["index"] for cp in change_points if cp.get("metric") in cols}):
+        ax.axvline(i - 0.5, color="#8250df", lw=2, alpha=0.7)
+    _log_if_wide(ax, pd.concat([runs[c] for c in cols]), unit_ms=True)
     ax.set_ylabel("ms")
     _runs_axis(ax)
     ax.set_xlabel("run (oldest → newest); purple line = change point; red dot = failed run")
     ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
 

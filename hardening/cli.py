@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from hardening import __version__
-from hardening.errors import EXIT_INTERRUPTED, EXIT_USAGE, HardeningError
+from hardening.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, HardeningError
 from hardening.masking import mask
 
 COMMAND_MODULES = ("loadtest", "redis", "report", "deploy")
@@ -20,7 +22,8 @@ EPILOG = """exit codes:
   0    success (SLOs met; or --warn-only)
   1    a gate failed: SLO failed, verification failed, deploy rolled back
   2    usage or configuration error (bad SLO expression, missing file, bad flag)
-  3    infrastructure error (target/Redis unreachable, k6 missing or crashed)
+  3    infrastructure error (target/Redis unreachable, k6 missing or crashed;
+       also an unexpected internal error: HARDENING_DEBUG=1 shows its traceback)
   130  interrupted (Ctrl-C); partial results are kept and marked interrupted
 """
 
@@ -55,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug of ours: say so plainly; the traceback only on request
+        if os.environ.get("HARDENING_DEBUG"):
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {mask(str(exc))}\n"
+              "This is a bug in hardening; rerun with HARDENING_DEBUG=1 for the traceback and report it.",
+              file=sys.stderr)
+        return EXIT_INFRA
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ class Deployer:
 
     # ------------------------------------------------------------ public operations
     def deploy(self, tarball: Path, manifest_path: Path | None = None) -> DeployReport:
+        self._post_check_argv()  # a malformed --post-check is a usage error before anything is recorded
         manifest = verify_artifact(tarball, manifest_path, public_key=self.opts.public_key)
         version, service = manifest["version"], manifest["name"]
         self.say(f"artifact {version} verified ({len(manifest['files'])} files"
@@ -184,12 +185,19 @@ class Deployer:
         self.say(f"health check {result.summary()}")
         return result
 
-    def _post_check(self, url: str | None, version: str) -> str | None:
+    def _post_check_argv(self) -> list[str]:
         cmd = self.opts.post_check or ""
         try:
             argv = shlex.split(cmd)
         except ValueError as exc:
             raise ConfigError(f"--post-check {cmd!r} cannot be parsed: {exc}") from None
+        if self.opts.post_check is not None and not argv:
+            raise ConfigError("--post-check is empty: give a command, e.g. \"hardening loadtest --profile quick\"")
+        return argv
+
+    def _post_check(self, url: str | None, version: str) -> str | None:
+        cmd = self.opts.post_check or ""
+        argv = self._post_check_argv()
         env = {**os.environ, "HARDENING_DEPLOY_VERSION": version, "HARDENING_DEPLOY_ENV": self.opts.env}
         if url:
             env["HARDENING_DEPLOY_URL"] = env["BASE_URL"] = url

@@ -21,13 +21,12 @@ import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pandas as pd
 
 from hardening.errors import ConfigError
 from hardening.history import RecordWarning, resolve_path
+from hardening.ledger import parse_events
 
 COLUMNS = ["id", "env", "service", "version", "commit", "commit_time", "started_at", "finished_at", "status",
            "previous", "rollback_of", "incident", "reason", "actor"]
@@ -38,25 +37,20 @@ BAD = ("failed", "rolled_back")
 def read_ledger(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Current state of every deployment (latest line per id), ordered by start time.
 
-    Unparseable lines are skipped with a warning (``df.attrs["skipped"]`` counts them).
+    Unusable lines (``hardening.ledger.parse_events``) are skipped with a warning; ``df.attrs["skipped"]``
+    counts them.
     """
     p = resolve_path(path)
     try:
-        lines = p.read_bytes().splitlines()
+        data = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"deployment ledger {p} not found; pass --ledger data/deployments/ledger.jsonl "
                           "(written by `hardening deploy`)") from None
-    latest: dict[str, dict[str, Any]] = {}
-    skipped = 0
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-            latest[str(obj["id"])] = obj
-        except (ValueError, KeyError, TypeError):
-            skipped += 1
-            warnings.warn(f"{p.name}: line {n} is not a ledger entry; skipped", RecordWarning, stacklevel=2)
+    events, problems = parse_events(data)
+    for problem in problems:
+        warnings.warn(f"{p.name}: line {problem}", RecordWarning, stacklevel=2)
+    latest = {str(e["id"]): e for e in events}
+    skipped = len(problems)
     df = pd.DataFrame(list(latest.values()))
     for col in COLUMNS:
         if col not in df.columns:
@@ -106,6 +100,16 @@ def select(ledger: pd.DataFrame, env: str | None = None, service: str | None = N
     if service:
         mask &= ledger["service"] == service
     return ledger[mask].reset_index(drop=True)
+
+
+def environment_or_all(ledger: pd.DataFrame, env: str | None) -> tuple[str | None, str | None]:
+    """``env`` when the ledger has deployments there; else None (all environments) and a note saying so.
+
+    A staging-only ledger (CI on a branch) would otherwise give an empty production report."""
+    if not env or ledger.empty or (ledger["env"] == env).any():
+        return env, None
+    found = ", ".join(sorted(ledger["env"].dropna().astype(str).unique()))
+    return None, f"No deployments to {env!r} in this ledger (it has: {found}); the figures cover all environments."
 
 
 def recovery_times(ledger: pd.DataFrame) -> pd.DataFrame:

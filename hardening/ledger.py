@@ -66,6 +66,43 @@ class Deployment:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+REQUIRED = ("id", "env", "service", "version")
+TEXT_FIELDS = tuple(f.name for f in fields(Deployment))  # every field is a string or null
+
+
+def _line_problem(obj: Any) -> str | None:
+    """Why a parsed ledger line cannot be a deployment state (None when it can)."""
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    missing = [k for k in REQUIRED if not obj.get(k)]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if obj.get("status") not in STATUSES:
+        return f"unknown status {obj.get('status')!r}"
+    wrong = [k for k in TEXT_FIELDS if obj.get(k) is not None and not isinstance(obj[k], str)]
+    return f"{', '.join(wrong)} not text" if wrong else None
+
+
+def parse_events(data: bytes) -> tuple[list[dict[str, Any]], list[str]]:
+    """Event objects of a ledger file's bytes, and ``"<line>: <why skipped>"`` for each unusable line."""
+    events: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for number, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problems.append(f"{number}: unreadable ledger line skipped")
+            continue
+        problem = _line_problem(obj)
+        if problem:
+            problems.append(f"{number}: ledger line skipped ({problem})")
+        else:
+            events.append(obj)
+    return events, problems
+
+
 class Ledger:
     def __init__(self, path: Path = DEFAULT_LEDGER) -> None:
         self.path = Path(path)
@@ -107,27 +144,20 @@ class Ledger:
 
     # ------------------------------------------------------------ reading
     def events(self) -> list[dict[str, Any]]:
-        """Every event line in order. A malformed line (e.g. cut by a crash) is skipped with a warning."""
+        """Every event line in order. A malformed line (cut by a crash, edited by hand, missing fields) is
+        skipped with a warning on stderr naming its line number."""
         if not self.path.exists():
             return []
-        out: list[dict[str, Any]] = []
         with open(self.path, "rb") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
             try:
                 data = fh.read()
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        for number, raw in enumerate(data.splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError:
-                print(f"warning: {self.path}:{number}: unreadable ledger line skipped", file=sys.stderr)
-                continue
-            if isinstance(obj, dict) and obj.get("id"):
-                out.append(obj)
-        return out
+        events, problems = parse_events(data)
+        for problem in problems:
+            print(f"warning: {self.path}:{problem}", file=sys.stderr)
+        return events
 
     def states(self) -> list[Deployment]:
         """Current state of each deployment (its latest line), in order of first appearance."""

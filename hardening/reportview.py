@@ -255,7 +255,7 @@ def history_banner(summary: dict[str, Any], filters: str, highlight_run: str = "
     for cp in summary.get("change_points") or []:
         rel = cp.get("relative_change")
         lines.append(f"change point in {cp['metric'].replace('http_req_duration_', '')} at run {cp['run_id']}: "
-                     f"{fmt(cp['before_mean'])} → {fmt(cp['after_mean'])} ms"
+                     f"median {fmt(cp['before_median'])} → {fmt(cp['after_median'])} ms"
                      + (f" ({rel * 100:+.0f}%)" if rel is not None else ""))
     if highlight_run:
         lines.append(f"this run: {highlight_run}")

@@ -69,9 +69,18 @@ def latency_change_points(runs: pd.DataFrame, alpha: float = 0.001, min_size: in
                                 alpha=alpha):
             row = runs.iloc[cp.index]
             out.append({"metric": col, "index": cp.index, "run_id": row["run_id"],
-                        "started_at": row["started_at"], "before_mean": cp.before_mean, "after_mean": cp.after_mean,
+                        "started_at": row["started_at"], "before_median": cp.before_median,
+                        "after_median": cp.after_median,
                         "relative_change": cp.relative_change, "p_value": cp.p_value})
     return out
+
+
+def change_point_frame(points: list[dict[str, Any]]) -> pd.DataFrame:
+    """The change points of :func:`latency_change_points` as a table (metric names shortened)."""
+    frame = pd.DataFrame(points)
+    if not frame.empty:
+        frame["metric"] = frame["metric"].str.replace("http_req_duration_", "", regex=False)
+    return frame
 
 
 def summarize(runs: pd.DataFrame, p: HistoryParams) -> dict[str, Any]:

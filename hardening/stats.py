@@ -202,9 +202,9 @@ def _check_objective(objective: float) -> None:
 @dataclass
 class ChangePoint:
     index: int  # first run of the new segment
-    before_mean: float
-    after_mean: float
-    relative_change: float | None
+    before_median: float  # level of the segment before (medians: one outlier run does not move it)
+    after_median: float
+    relative_change: float | None  # (after − before) / |before|
     p_value: float
 
     def to_dict(self) -> dict:
@@ -239,8 +239,8 @@ def change_points(values: Sequence[float], min_size: int = 3, alpha: float = 0.0
     edges = [0, *bkps, y.size]
     out = []
     for i, b in enumerate(bkps):
-        bm, am = float(orig[edges[i]:b].mean()), float(orig[b:edges[i + 2]].mean())
-        out.append(ChangePoint(index=int(keep[b]), before_mean=bm, after_mean=am,
+        bm, am = float(np.median(orig[edges[i]:b])), float(np.median(orig[b:edges[i + 2]]))
+        out.append(ChangePoint(index=int(keep[b]), before_median=bm, after_median=am,
                                relative_change=(am - bm) / abs(bm) if bm else None,
                                p_value=_welch_p(y[edges[i]:b], y[b:edges[i + 2]])))
     return out
