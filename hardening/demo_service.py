@@ -68,9 +68,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import hardening
-from hardening.embedded_redis import free_port, stop_process
+from hardening.embedded_redis import free_port
 from hardening.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, InfraError
 from hardening.masking import mask, mask_url, secret_values
+from hardening.processes import STOP_SIGNALS, stop_process
 
 log = logging.getLogger("hardening.demo_service")
 
@@ -584,10 +585,10 @@ class DemoService:
         cmd = [sys.executable, "-m", "hardening.demo_service", "--host", self.host, "--port", str(self.port)]
         if self.version:
             cmd += ["--version", self.version]
-        with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                         env=child_env, start_new_session=True)
         try:
+            with STOP_SIGNALS.deferred(), open(self.log_path, "ab") as log_file:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file,
+                                             stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
             self._wait_ready(child_env)
         except BaseException:
             self.stop()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardening.errors import InfraError
+from hardening.processes import STOP_SIGNALS, stop_process
 
 
 def _wheel_binary(package: str, relative_glob: str) -> Path | None:
@@ -89,16 +90,6 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen |
     raise InfraError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
-def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
-    """Stop a child we started, by its pid: SIGTERM, wait ``grace`` seconds, then SIGKILL."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @dataclass
@@ -134,10 +125,14 @@ class EmbeddedRedis:
             *self.extra_args,
         ]
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, start_new_session=True)
+            with STOP_SIGNALS.deferred():
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise InfraError(f"cannot start {self.binary}: {exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
         try:
             wait_for_port("127.0.0.1", self.port, self.startup_timeout, self.proc)
         except InfraError as exc:
@@ -145,6 +140,9 @@ class EmbeddedRedis:
             tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
             self.stop()
             raise InfraError(f"embedded Redis ({self.binary}) did not start: {exc}\n{tail}") from exc
+        except BaseException:  # interrupted while waiting: __exit__ will not run, stop it here
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

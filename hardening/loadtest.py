@@ -30,6 +30,7 @@ from hardening.errors import (
     InfraError,
 )
 from hardening.masking import mask, mask_url
+from hardening.processes import STOP_SIGNALS
 from hardening.record import RunRecordWriter, git_info, new_run_id, utcnow
 from hardening.slo import SloSpec, evaluate_samples, evaluate_summary, load_slo, overall_status
 from hardening.summary import console_summary
@@ -65,18 +66,39 @@ class LoadTestOutcome:
     run: dict
 
 
-def check_reachable(url: str, what: str, timeout: float = 3.0) -> None:
+def check_reachable(url: str, timeout: float = 3.0) -> None:
+    """The target accepts TCP connections (k6 would otherwise fail every request for the whole run)."""
     parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or {"https": 443, "rediss": 6380, "redis": 6379}.get(parts.scheme, 80)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
             return
     except OSError as exc:
-        raise InfraError(
-            f"{what} {mask_url(url)} is unreachable ({exc.strerror or exc}). "
-            f"Start it, or point {'--base-url' if what == 'target' else 'REDIS_URL / --redis-url'} at a running one."
-        ) from exc
+        raise InfraError(f"target {mask_url(url)} is unreachable ({exc.strerror or exc}). "
+                         "Start it, or point --base-url at a running one.") from exc
+
+
+def check_redis(url: str, timeout: float = 3.0) -> None:
+    """Some node of ``url`` (a server, or cluster seed nodes) answers PING with these credentials."""
+    import redis
+
+    from hardening.redisobs.connection import ToolClient, split_urls
+
+    problems = []
+    for seed in split_urls(url):
+        client = ToolClient(seed, timeout)
+        try:
+            client.call("PING")
+            return
+        except redis.AuthenticationError as exc:
+            raise ConfigError(f"Redis {mask_url(seed)} refused the credentials ({exc}). Fix the user name or "
+                              "password in the URL given by REDIS_URL / --redis-url.") from exc
+        except (redis.RedisError, OSError) as exc:
+            problems.append(f"{mask_url(seed)}: {exc}")
+        finally:
+            client.close()
+    raise InfraError(f"Redis is unreachable ({'; '.join(problems)}). Start it, or point REDIS_URL / "
+                     "--redis-url at a running one.")
 
 
 def validate(opts: LoadTestOptions) -> SloSpec:
@@ -85,8 +107,23 @@ def validate(opts: LoadTestOptions) -> SloSpec:
     if opts.profile not in PROFILES:
         raise ConfigError(f"unknown profile {opts.profile!r}: choose one of {', '.join(PROFILES)}")
     parts = urlsplit(opts.base_url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = parts._replace(scheme="")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--base-url must be an http(s) URL, got {mask_url(opts.base_url)!r}")
+        raise ConfigError(f"--base-url must be an http(s) URL such as http://127.0.0.1:8080, "
+                          f"got {mask_url(opts.base_url)!r}")
+    if opts.redis_url:
+        from hardening.redisobs.connection import split_urls
+
+        for seed in split_urls(opts.redis_url):
+            if not seed.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(f"not a Redis URL: {mask_url(seed)!r}. Use redis://host:port/db, with "
+                                  "credentials before the host, rediss:// for TLS, comma-separated seed nodes "
+                                  "for a cluster.")
+    if opts.redis_interval <= 0:
+        raise ConfigError(f"--redis-interval must be > 0 seconds, got {opts.redis_interval}")
     return load_slo(opts.slo)
 
 
@@ -125,9 +162,9 @@ def _observe_redis(opts: LoadTestOptions, out_dir: Path, planned_s: float):
 def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
     spec = validate(opts)
     k6 = k6mod.find_k6()
-    check_reachable(opts.base_url, "target")
+    check_reachable(opts.base_url)
     if opts.redis_url:
-        check_reachable(opts.redis_url, "Redis")
+        check_redis(opts.redis_url)
     k6_env = {"BASE_URL": opts.base_url, "PROFILE": opts.profile, **opts.k6_env}
 
     git = git_info()
@@ -155,13 +192,35 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
         if obs is not None:
             s = obs.summary
             redis_summary = {"server": s.get("server"), "url": s.get("url"), "summary": s}
-        record = _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned)
+        # k6 has stopped: a late Ctrl-C waits until the record is published, then exits 130.
+        with STOP_SIGNALS.deferred():
+            record = _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned)
     except BaseException:
         # Nothing half-written may look complete: the .tmp- directory is removed unless finished.
         if writer.tmp.exists():
             writer.discard()
         raise
     return record
+
+
+def _test_run_seconds(summary: dict, result) -> float:
+    """k6's own test duration (a Counter's rate is count / it), else the time the k6 process ran."""
+    iterations = summary.get("metrics", {}).get("iterations", {})  # any Counter: rate = count / duration
+    if iterations.get("count") and iterations.get("rate"):
+        return iterations["count"] / iterations["rate"]
+    return result.seconds
+
+
+def _redis_warnings(redis_summary: dict | None) -> list[str]:
+    """What the user must know about the Redis observation (details in run.json and redis/)."""
+    s = (redis_summary or {}).get("summary") or {}
+    out = []
+    if s.get("error"):
+        out.append(f"Redis observation incomplete: {s['error']}")
+    if s.get("gaps"):
+        out.append(f"Redis did not answer the sampler for {s.get('gap_seconds', 0):.0f} s during the run "
+                   f"({s['gaps']} gap(s) in redis/timeline.jsonl)")
+    return out
 
 
 def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned) -> LoadTestOutcome:
@@ -189,7 +248,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
             write_per_second(writer.path("samples.parquet"), writer.path("per_second.parquet"))
             samples = load_samples(writer.path("samples.parquet"))
             counts = samples["metric"].value_counts().to_dict()
-            samples_results = evaluate_samples(spec, samples, duration_s=result.seconds)
+            samples_results = evaluate_samples(spec, samples, duration_s=_test_run_seconds(summary, result))
             if not opts.keep_raw:
                 raw.unlink()
 
@@ -209,11 +268,13 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
     elif code not in (0, 99, 110):  # 108 (exec.test.abort: e.g. setup found no target) is infra
         status, exit_code = "error", EXIT_INFRA
-        warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
+        detail = "see k6-stdout.log" if code < 0 else k6mod.k6_message(log_text)
+        warnings.append(f"k6 {result.meaning}: {detail}")
     else:
         passed = code == 0 and overall_status(slo_results) == "pass"
         status = "pass" if passed else "fail"
         exit_code = EXIT_OK if passed or opts.warn_only else EXIT_FAIL
+    warnings.extend(_redis_warnings(redis_summary))
     writer.path("k6-slo-result.txt").write_text("PASS\n" if status == "pass" else "FAIL\n")
 
     finished = utcnow()

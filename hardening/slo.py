@@ -158,6 +158,7 @@ class SloSpec:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.to_file_dict(), fh, indent=2, ensure_ascii=False)
                 fh.write("\n")
+            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; it is a plain config copy in the record
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

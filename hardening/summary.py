@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hardening.slo import RATE, TREND, format_value
+
 RULE = "=" * 50
 
 
@@ -9,17 +11,22 @@ def _num(value, fmt: str = "{:,.0f}") -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+def _target(metric_type: str, aggregation: str, target: float) -> str:
+    if metric_type == RATE:
+        return f"{target * 100:g}%"
+    if metric_type == TREND:
+        return f"{target:g}ms"
+    return f"{target:g}/s" if aggregation == "rate" else f"{target:g}"
+
+
 def slo_line(r: dict) -> str:
+    """``  http_req_duration{scenario:spike} p(95): 123.40 ms ✅ (SLO: <800ms)``"""
     mark = {"pass": "✅", "fail": "❌", "no_data": "❌ (no data)"}.get(r["status"], "?")
-    observed = r.get("observed")
-    if r.get("aggregation") == "rate":
-        shown = "n/a" if observed is None else f"{observed * 100:.2f}%"
-        target = f"{r['op']}{r['target'] * 100:g}%"
-    else:
-        unit = "ms" if r.get("metric_type") == "trend" else ""
-        shown = "n/a" if observed is None else f"{observed:,.2f}{unit}"
-        target = f"{r['op']}{r['target']:g}{unit}"
-    return f"  {r['metric']} {r['aggregation']}: {shown} {mark} (SLO: {target})"
+    kind, agg = r.get("metric_type", TREND), r["aggregation"]
+    tags = r.get("tags") or {}
+    key = r["metric"] + ("{" + ",".join(f"{k}:{v}" for k, v in tags.items()) + "}" if tags else "")
+    shown = "n/a" if r.get("observed") is None else format_value(kind, agg, r["observed"])
+    return f"  {key} {agg}: {shown} {mark} (SLO: {r['op']}{_target(kind, agg, r['target'])})"
 
 
 def console_summary(run: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hardening.errors import EXIT_FAIL, EXIT_OK
 from hardening.loadtest import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES, LoadTestOptions, run_loadtest
+from hardening.processes import STOP_SIGNALS
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -68,10 +69,17 @@ def cmd_loadtest(args) -> int:
         print("error: give the service under test with --base-url URL (or BASE_URL); "
               "`hardening demo` runs against the bundled demo service", file=sys.stderr)
         return 2
-    return run_loadtest(_options(args, args.base_url, args.redis_url)).exit_code
+    with STOP_SIGNALS:
+        return run_loadtest(_options(args, args.base_url, args.redis_url)).exit_code
 
 
 def cmd_demo(args) -> int:
+    # Ctrl-C, SIGTERM or SIGHUP at any moment still stops the embedded Redis and the demo service.
+    with STOP_SIGNALS:
+        return _demo(args)
+
+
+def _demo(args) -> int:
     from hardening.demo_service import DemoService
     from hardening.embedded_redis import EmbeddedRedis
 

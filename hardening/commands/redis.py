@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         collector.close()
     if snap.get("error"):
         raise InfraError(f"cannot capture Redis at {mask_url(url)}: {snap['error']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, snap)
+    _write(args.out, "--out", lambda: write_json(args.out, snap))
     server = snap["server"]
     missing = sorted({p for n in snap["nodes"] for p in n.get("unavailable", {})})
     print(f"captured {server['kind']} {server['version']} ({snap['mode']}, {len(snap['nodes'])} node(s)) "
@@ -142,16 +142,22 @@ def _load(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def _write(path: Path, option: str, write: Callable[[], None]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write()
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}. Choose a writable path with {option}.") from exc
+
+
 def cmd_generate_report(args: argparse.Namespace) -> int:
     from hardening.redisobs.sampler import read_timeline
 
     before, after = _load(args.before, "before"), _load(args.after, "after")
     timeline = read_timeline(args.timeline) if args.timeline else []
     comparison = compare(before, after, timeline)
-    for path in (args.report, args.comparison):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.comparison, comparison)
-    write_text(args.report, render(comparison))
+    _write(args.comparison, "--comparison", lambda: write_json(args.comparison, comparison))
+    _write(args.report, "--report", lambda: write_text(args.report, render(comparison)))
     agg = comparison["aggregate"]
     ops = agg.get("ops_per_sec")
     print(mask(f"ops/s {ops:,.1f} over {agg['window']['seconds']:.1f} s; "

@@ -5,8 +5,8 @@ uses ``Collector``, ``compare`` and ``render`` directly.
 """
 
 from hardening.redisobs.compare import compare
-from hardening.redisobs.observe import Observation, observe, redis_url_for_loadtest, summarize
+from hardening.redisobs.observe import Observation, observe, summarize
 from hardening.redisobs.report_md import render
 from hardening.redisobs.snapshot import Collector
 
-__all__ = ["Collector", "Observation", "compare", "observe", "redis_url_for_loadtest", "render", "summarize"]
+__all__ = ["Collector", "Observation", "compare", "observe", "render", "summarize"]

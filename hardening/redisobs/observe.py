@@ -11,7 +11,6 @@ redis-observability-report.md.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ from hardening.redisobs.sampler import Sampler, read_timeline
 from hardening.redisobs.snapshot import Collector
 
 FILES = ("before.json", "after.json", "timeline.jsonl", "comparison.json", "redis-observability-report.md")
-
-
-def redis_url_for_loadtest(explicit: str | None = None, env: dict[str, str] | None = None) -> str | None:
-    """The Redis to observe during ``hardening loadtest``: ``--redis-url``, else ``REDIS_URL``, else None."""
-    env = os.environ if env is None else env
-    return explicit or env.get("REDIS_URL") or None
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -72,7 +65,7 @@ def summarize(comparison: dict[str, Any]) -> dict[str, Any]:
     }
     errors = [*comparison.get("errors", []), *([agg["error"]] if "error" in agg else [])]
     if errors:
-        out["error"] = mask("; ".join(errors))
+        out["error"] = mask("; ".join(dict.fromkeys(errors)))  # before and after may fail alike
     return out
 
 
