@@ -47,8 +47,11 @@ def build_reports_for(record: Path, history: Path | None = None, out: Path = Pat
         history = None
     elif history is None:
         history = Path(record).resolve().parent
-    build_reports(record, history, out, ledger, workers=workers,
-                  progress=lambda line: print(f"report: {line}", file=stream, flush=True))
+    def progress(line: str) -> None:  # one write per line: two workers report at once
+        stream.write(f"report: {line}\n")
+        stream.flush()
+
+    build_reports(record, history, out, ledger, workers=workers, progress=progress)
     return Path(out) / "index.html"
 
 
