@@ -1,7 +1,7 @@
 """Deployment metrics (DORA style) from the deployment ledger (``data/deployments/ledger.jsonl``).
 
 The ledger is append-only JSON lines; the latest line for an id is that deployment's state
-(``.notes/CONTRACTS.md``). Definitions used here (per environment, optionally per service):
+(fields: docs/deploy.md, "Ledger"). Definitions used here (per environment, optionally per service):
 
 - deployment frequency: finished deployments per day over the span first start → last start (rollbacks
   included: they are deployments too); ``deploys_per_week`` = × 7;

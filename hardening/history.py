@@ -1,6 +1,6 @@
 """Run records as data: ``load_runs(path)`` gives one DataFrame row per run; ``load_run(dir)`` one run.
 
-A history is the set of ``<root>/<run_id>/run.json`` files (see ``.notes/CONTRACTS.md``). Loading reads
+A history is the set of ``<root>/<run_id>/run.json`` files (contract: README, "The run record"). Loading reads
 only ``run.json`` (with orjson), so 10,000 records load in well under two seconds. A record that cannot
 be read is skipped with a warning and listed in ``df.attrs["skipped"]``; it never crashes a report.
 """

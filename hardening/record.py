@@ -91,15 +91,3 @@ class RunRecordWriter:
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def read_run(path: Path) -> dict[str, Any]:
-    """Read ``run.json`` of a record directory, with a clear error when it is missing or corrupt."""
-    path = Path(path)
-    run_json = path / "run.json" if path.is_dir() else path
-    try:
-        return json.loads(run_json.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"no run record at {path}: run.json is missing") from exc
-    except (ValueError, OSError) as exc:
-        raise ConfigError(f"run record {path} is unreadable ({exc}); it may be corrupt") from exc

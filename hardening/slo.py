@@ -86,7 +86,7 @@ _METRIC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{1,127}$")
 _GO_DURATION_RE = re.compile(r"^(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
 _TOP_KEYS = ("description", "metrics", "thresholds")
 _ENTRY_KEYS = ("threshold", "abortOnFail", "delayAbortEval")
-_FIX_HINT = "Fix the SLO file (format: .notes/readme-slo.md / README 'SLO file')."
+_FIX_HINT = "Fix the SLO file (format: docs/slo.md)."
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Small run records built by hand, following .notes/CONTRACTS.md (run.json, per_second.parquet, summary, redis/)."""
+"""Small run records built by hand, following the run-record contract in README (run.json, per_second.parquet, summary, redis/)."""
 
 from __future__ import annotations
 
