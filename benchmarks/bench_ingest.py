@@ -1,4 +1,4 @@
-"""Benchmark: streaming k6 JSON ingestion (hardening.samples) vs the naive ``pandas.read_json(lines=True)``.
+"""Benchmark: streaming k6 JSON ingestion (hardening.loadtest.samples) vs the naive ``pandas.read_json(lines=True)``.
 
 Generates a k6-format NDJSON file (``--requests`` HTTP requests, 13 Point lines per request, tags as k6 1.1.0
 writes them for a payments script with two scenarios), then runs each contender in its own subprocess so each
@@ -132,7 +132,7 @@ def _worker(mode: str, src: str, dest: str) -> None:
     started = time.perf_counter()
     if mode == "ingest":
         sys.path.insert(0, str(ROOT))
-        from hardening.samples import ingest_k6_json
+        from hardening.loadtest.samples import ingest_k6_json
 
         stats = ingest_k6_json(src, dest)
         rows = stats.points

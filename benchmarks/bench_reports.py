@@ -1,9 +1,9 @@
 """Benchmark: the whole report set of one run + a 1,000-run history, against the naive way; 10,000 records.
 
-- fast: ``hardening.reportbuild.build_reports`` (in-process papermill, 2 notebooks at a time, one reused
+- fast: ``hardening.reports.build.build_reports`` (in-process papermill, 2 notebooks at a time, one reused
   HTMLExporter with the offline template);
 - naive: per notebook, sequentially, the ``papermill`` CLI then the ``jupyter nbconvert --to html --no-input`` CLI;
-- loading: ``hardening.history.load_runs`` (orjson, run.json only) on 10,000 records vs ``json`` +
+- loading: ``hardening.record.reader.load_runs`` (orjson, run.json only) on 10,000 records vs ``json`` +
   ``pandas.json_normalize`` on the same files.
 Targets: fast ≥ 2× the naive way and < 10 s on 2 cores; 10,000 records < 2 s; every HTML < 2 MB.
 
@@ -73,7 +73,7 @@ def ledger_path(tmp: Path) -> Path:
 
 
 def fast(run: Path, hist: Path, out: Path, ledger: Path) -> tuple[float, dict[str, int]]:
-    from hardening.reportbuild import build_reports
+    from hardening.reports.build import build_reports
 
     start = time.perf_counter()
     results = build_reports(run, hist, out, ledger, workers=2, progress=lambda _line: None)
@@ -104,7 +104,7 @@ def naive_load(root: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    from hardening.history import load_runs
+    from hardening.record.reader import load_runs
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-reports-"))
     try:

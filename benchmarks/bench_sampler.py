@@ -25,7 +25,7 @@ from pathlib import Path
 
 import redis
 
-from hardening.embedded_redis import EmbeddedRedis, find_server_binary, server_version
+from hardening.demo.embedded_redis import EmbeddedRedis, find_server_binary, server_version
 from hardening.redisobs.sampler import Sampler
 from hardening.redisobs.snapshot import Collector
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening.embedded_redis import EmbeddedRedis
+from hardening.demo.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -17,7 +17,7 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def redis_server():
-    """A fresh embedded Redis/Valkey (see hardening.embedded_redis for which binary)."""
+    """A fresh embedded Redis/Valkey (see hardening.demo.embedded_redis for which binary)."""
     with EmbeddedRedis() as server:
         yield server
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from hardening.embedded_redis import EmbeddedRedis, _wheel_binary
+from hardening.demo.embedded_redis import EmbeddedRedis, _wheel_binary
 
 DEBIAN_SERVER = Path("/usr/bin/redis-server")
 DEBIAN_CLI = Path("/usr/bin/redis-cli")

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hardening.samples import PER_SECOND_SCHEMA
+from hardening.loadtest.samples import PER_SECOND_SCHEMA
 
 EVIL = "<script>alert(1)</script>"
 T0 = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening import artifacts
+from hardening.deploy import artifacts
 from hardening.errors import CheckFailed, ConfigError
 from tests.conftest import hardening_cmd
 

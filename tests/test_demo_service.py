@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from hardening.demo_service import BY_TIME_KEY, QUEUE_KEY, DemoService, Settings, create_app, http_json
-from hardening.embedded_redis import EmbeddedRedis, free_port
+from hardening.demo.embedded_redis import EmbeddedRedis
+from hardening.demo.service import BY_TIME_KEY, QUEUE_KEY, DemoService, Settings, create_app, http_json
 from hardening.errors import InfraError
+from hardening.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "loadtest" / "k6-slo-test.js"
@@ -259,14 +260,14 @@ def test_admin_routes_refuse_non_loopback_clients():
 ])
 def test_cli_rejects_bad_configuration_with_exit_2(args, env, message):
     base = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_") and k != "REDIS_URL"}
-    proc = subprocess.run([sys.executable, "-m", "hardening.demo_service", "--port", "0", *args],
+    proc = subprocess.run([sys.executable, "-m", "hardening.demo.service", "--port", "0", *args],
                           env={**base, **env}, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
 
 
 def test_cli_port_in_use_exits_3(service):
-    proc = subprocess.run([sys.executable, "-m", "hardening.demo_service", "--port", str(service.port),
+    proc = subprocess.run([sys.executable, "-m", "hardening.demo.service", "--port", str(service.port),
                            "--redis-url", "redis://127.0.0.1:1/0"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 3 and f"cannot listen on 127.0.0.1:{service.port}" in proc.stderr
 

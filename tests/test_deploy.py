@@ -16,13 +16,14 @@ from typing import ClassVar
 
 import pytest
 
-from hardening import artifacts
-from hardening.backends.local import LocalBackend
-from hardening.demo_service import DemoService
-from hardening.embedded_redis import EmbeddedRedis, free_port
-from hardening.health import HealthPolicy, Probe, wait_healthy
-from hardening.incident import Incident, open_issue
-from hardening.ledger import Deployment, Ledger, new_id, utcnow
+from hardening.demo.embedded_redis import EmbeddedRedis
+from hardening.demo.service import DemoService
+from hardening.deploy import artifacts
+from hardening.deploy.backends.local import LocalBackend
+from hardening.deploy.health import HealthPolicy, Probe, wait_healthy
+from hardening.deploy.incident import Incident, open_issue
+from hardening.deploy.ledger import Deployment, Ledger, new_id, utcnow
+from hardening.net import free_port
 from tests.conftest import hardening_cmd
 
 STUBS = Path(__file__).resolve().parent / "stubs"

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from hardening import environments
+from hardening.deploy import environments
 from hardening.errors import ConfigError
 from tests.conftest import hardening_cmd
 

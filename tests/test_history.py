@@ -1,4 +1,4 @@
-"""hardening.history: one DataFrame row per run, tolerant of bad records; one run with its parts."""
+"""hardening.record.reader: one DataFrame row per run, tolerant of bad records; one run with its parts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from run_factory import make_history, make_run
 
-from hardening import history
 from hardening.errors import ConfigError
-from hardening.samples import SAMPLES_SCHEMA
+from hardening.loadtest.samples import SAMPLES_SCHEMA
+from hardening.record import reader as history
 
 
 def test_load_runs_one_row_per_run_oldest_first(tmp_path):

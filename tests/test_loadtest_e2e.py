@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hardening.demo_service import DemoService
-from hardening.k6stats import percentile
+from hardening.demo.service import DemoService
+from hardening.loadtest.k6stats import percentile
 from tests.conftest import ROOT, hardening_cmd
 
 SCRIPT = ROOT / "loadtest" / "k6-slo-test.js"
@@ -141,7 +141,7 @@ def test_config_errors_exit_2_without_record(case, service, cli_env, tmp_path):
 
 
 def test_unreachable_target_and_redis_exit_3(service, cli_env, tmp_path):
-    from hardening.embedded_redis import free_port
+    from hardening.net import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     proc = loadtest(cli_env, dead, tmp_path)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hardening.demo_service import DemoService
-from hardening.embedded_redis import EmbeddedRedis
-from hardening.loadtest import _redis_warnings
-from hardening.summary import slo_line
+from hardening.demo.embedded_redis import EmbeddedRedis
+from hardening.demo.service import DemoService
+from hardening.loadtest.console import slo_line
+from hardening.loadtest.runner import _redis_warnings
 from tests.conftest import ROOT, hardening_cmd
 
 PASSWORD = "Rv-s3cret-pw-4711"

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardening import artifacts, dora, stats
-from hardening.deploy import Deployer, DeployOptions
+from hardening.analysis import stats
+from hardening.deploy import artifacts, dora
+from hardening.deploy.deployer import Deployer, DeployOptions
+from hardening.deploy.ledger import Deployment, Ledger, parse_events
 from hardening.errors import CheckFailed, ConfigError
-from hardening.ledger import Deployment, Ledger, parse_events
 from tests.conftest import hardening_cmd
 
 GOOD_LINE = {"id": "dep-1", "env": "staging", "service": "backend", "version": "backend-20260114-150000-aaaaaaa",

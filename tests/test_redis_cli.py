@@ -8,7 +8,7 @@ import subprocess
 from conftest import hardening_cmd
 from redis_support import EmbeddedRedis, app_client, binary_or_skip, errors_of
 
-from hardening.embedded_redis import free_port
+from hardening.net import free_port
 
 
 def run(args, env, cwd):

@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis_support import EmbeddedRedis, app_client, binary_or_skip
 
-from hardening.embedded_redis import free_port
+from hardening.net import free_port
 from hardening.redisobs import observe
 
 FILES = {"before.json", "after.json", "timeline.jsonl", "comparison.json", "redis-observability-report.md"}

@@ -85,7 +85,7 @@ def test_config_renamed_away(server):
 
 
 def test_unreachable_server_is_recorded_not_raised():
-    from hardening.embedded_redis import free_port
+    from hardening.net import free_port
 
     collector = Collector(f"redis://:hunter2pass@127.0.0.1:{free_port()}/0", timeout=0.5)
     snap = collector.snapshot()
@@ -119,7 +119,7 @@ def _self_signed(tmp_path):
 
 
 def test_rediss_with_password(tmp_path):
-    from hardening.embedded_redis import free_port
+    from hardening.net import free_port
 
     cert, key = _self_signed(tmp_path)
     tls_port = free_port()

@@ -14,10 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hardening import k6stats
-from hardening.embedded_redis import free_port, wait_for_port
 from hardening.errors import ConfigError
-from hardening.samples import (
+from hardening.loadtest import k6stats
+from hardening.loadtest.samples import (
     ALL_SCENARIOS,
     PER_SECOND_SCHEMA,
     SAMPLES_SCHEMA,
@@ -27,6 +26,7 @@ from hardening.samples import (
     per_second,
     write_per_second,
 )
+from hardening.net import free_port, wait_for_port
 
 K6 = Path(sys.executable).parent / "k6"
 TREND_STATS = ("min", "med", "max", "p(90)", "p(95)", "p(99)")

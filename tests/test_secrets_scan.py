@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hardening.cli import build_parser
-from hardening.embedded_redis import free_port
+from hardening.net import free_port
 from tests.test_deploy import FAST_HEALTH, REDIS_PASSWORD, STUBS, local_root, run_cli, secured_redis  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from hardening import k6stats
 from hardening.errors import ConfigError
-from hardening.slo import (
+from hardening.loadtest import k6stats
+from hardening.loadtest.slo import (
     SloResult,
     evaluate_samples,
     evaluate_summary,

@@ -1,4 +1,4 @@
-"""hardening.stats: Kayenta-style comparison, error budgets over runs, change points."""
+"""hardening.analysis.stats: Kayenta-style comparison, error budgets over runs, change points."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from hardening import stats
+from hardening.analysis import stats
 
 
 def rng(seed: int = 7) -> np.random.Generator:

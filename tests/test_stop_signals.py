@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening.k6 import K6Result
+from hardening.loadtest.k6 import K6Result
 from hardening.processes import STOP_SIGNALS
 from tests.conftest import ROOT, hardening_cmd
 

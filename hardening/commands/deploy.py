@@ -7,14 +7,14 @@ import os
 import subprocess
 from pathlib import Path
 
-from hardening import artifacts, environments
-from hardening.backends import Backend
-from hardening.deploy import Deployer, DeployOptions, DeployReport, deploy_exit
+from hardening.deploy import artifacts, environments
+from hardening.deploy.backends import Backend
+from hardening.deploy.deployer import Deployer, DeployOptions, DeployReport, deploy_exit
+from hardening.deploy.health import HealthPolicy
+from hardening.deploy.ledger import DEFAULT_LEDGER, Ledger
 from hardening.errors import CheckFailed, ConfigError
-from hardening.health import HealthPolicy
-from hardening.ledger import DEFAULT_LEDGER, Ledger
 from hardening.masking import mask
-from hardening.record import git_info
+from hardening.record.writer import git_info
 
 BACKENDS = ("local", "vercel", "railway")
 
@@ -128,13 +128,13 @@ def cmd_env_check(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- deploy / rollback
 def _backend(args: argparse.Namespace, service: str | None) -> Backend:
     if args.backend == "local":
-        from hardening.backends.local import LocalBackend
+        from hardening.deploy.backends.local import LocalBackend
         root = Path(args.root or f".deploy/{args.env}")
         return LocalBackend(root, host=args.host, port=args.port, keep_releases=args.keep_releases)
     if args.backend == "vercel":
-        from hardening.backends.vercel import VercelBackend
+        from hardening.deploy.backends.vercel import VercelBackend
         return VercelBackend(args.env, scope=args.vercel_scope, promote=args.vercel_promote)
-    from hardening.backends.railway import RailwayBackend
+    from hardening.deploy.backends.railway import RailwayBackend
     if not (args.url or args.health_url or args.no_health_check):
         raise ConfigError("the railway backend needs --url (the service's public URL) or --health-url "
                           "to health-check the deploy (or --no-health-check)")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hardening.errors import EXIT_FAIL, EXIT_OK
-from hardening.loadtest import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES, LoadTestOptions, run_loadtest
+from hardening.loadtest.runner import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES, LoadTestOptions, run_loadtest
 from hardening.processes import STOP_SIGNALS
 
 
@@ -80,8 +80,8 @@ def cmd_demo(args) -> int:
 
 
 def _demo(args) -> int:
-    from hardening.demo_service import DemoService
-    from hardening.embedded_redis import EmbeddedRedis
+    from hardening.demo.embedded_redis import EmbeddedRedis
+    from hardening.demo.service import DemoService
 
     env = {"DEMO_FAULT_LATENCY_MS": str(args.fault_latency_ms), "DEMO_FAULT_ERROR_RATE": str(args.fault_error_rate)}
     external = os.environ.get("REDIS_URL")

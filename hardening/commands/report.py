@@ -39,7 +39,7 @@ def build_reports_for(record: Path, history: Path | None = None, out: Path = Pat
     ``history`` defaults to the run's parent folder, ``ledger`` to data/deployments/ledger.jsonl when it
     exists. Called by ``hardening demo`` after its load test. Raises NotebookFailed (1) / ConfigError (2).
     """
-    from hardening.reportbuild import build_reports
+    from hardening.reports.build import build_reports
 
     if ledger is None and DEFAULT_LEDGER.is_file():
         ledger = DEFAULT_LEDGER

@@ -1,7 +1,7 @@
 """Regenerate ``ledger.jsonl`` beside this script: a realistic deployment history for the notebooks.
 
 Six weeks of deploys of ``backend`` and ``frontend`` to staging (branch pinithi) and production (main),
-written through ``hardening.ledger.Ledger`` exactly as ``hardening deploy`` writes it: an ``in_progress``
+written through ``hardening.deploy.ledger.Ledger`` exactly as ``hardening deploy`` writes it: an ``in_progress``
 line, then ``green`` or ``failed``; a failed deploy is followed by an automatic rollback (a new deployment
 with ``rollback_of``) and its own ``rolled_back`` line; a few manual rollbacks too. Deterministic (seeded).
 
@@ -16,7 +16,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hardening.ledger import Deployment, Ledger
+from hardening.deploy.ledger import Deployment, Ledger
 
 HERE = Path(__file__).resolve().parent
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ import nbformat
 import orjson
 
 from hardening.errors import EXIT_FAIL, HardeningError
-from hardening.history import ROOT, read_record, resolve_path
 from hardening.masking import mask
-from hardening.reportview import SUMMARY_MIMETYPE
+from hardening.record.reader import read_record, resolve_path
+from hardening.reports.view import SUMMARY_MIMETYPE
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-NOTEBOOK_DIRS = (ROOT / "notebooks", Path(__file__).resolve().parent / "notebooks")
+# Package data (found the same way in a checkout and in an installed wheel).
+TEMPLATES = Path(str(resources.files("hardening.reports") / "templates"))
+NOTEBOOKS = Path(str(resources.files("hardening.reports") / "notebooks"))
 CELL_TIMEOUT_S = 300
 EXPECTED_COST = {"slo_history": 4, "run_report": 3, "redis_report": 2, "deployments": 1}  # relative run times
 
@@ -68,11 +70,10 @@ class ReportResult:
 
 
 def notebook_path(name: str) -> Path:
-    for folder in NOTEBOOK_DIRS:
-        candidate = folder / f"{name}.ipynb"
-        if candidate.is_file():
-            return candidate
-    raise HardeningError(f"report notebook {name}.ipynb not found in {', '.join(map(str, NOTEBOOK_DIRS))}")
+    candidate = NOTEBOOKS / f"{name}.ipynb"
+    if candidate.is_file():
+        return candidate
+    raise HardeningError(f"report notebook {name}.ipynb not found in {NOTEBOOKS}: reinstall hardening")
 
 
 def plan(run_dir: Path, history_dir: Path | None, out_dir: Path, ledger: Path | None = None) -> list[ReportJob]:
@@ -243,7 +244,7 @@ li{margin:6px 0}.muted{color:#57606a;font-size:13px}"""
 
 def write_index(out: Path, record: dict[str, Any], results: list[ReportResult]) -> Path:
     """``index.html``: verdict, baseline sentence, history alert, then links (all strings escaped)."""
-    from hardening.reportview import verdict_text
+    from hardening.reports.view import verdict_text
 
     status, sentence = verdict_text(record)
     cls = {"PASS": "pass", "FAIL": "fail"}.get(status, "other")

@@ -23,7 +23,7 @@ The admin routes have no authentication: they are served on the same socket as t
 loopback only (a non-loopback ``--host`` needs ``--allow-external``, and even then ``/admin/*`` answers
 403 to any client that is not on loopback).
 
-Run it: ``python -m hardening.demo_service --host 127.0.0.1 --port 8080 --redis-url redis://127.0.0.1:6379/0``
+Run it: ``python -m hardening.demo.service --host 127.0.0.1 --port 8080 --redis-url redis://127.0.0.1:6379/0``
 (``REDIS_URL`` is the fallback for ``--redis-url``; prefer it when the URL holds a password, since the
 command line is visible to every user of the machine). ``DemoService`` starts it as a subprocess.
 """
@@ -68,12 +68,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import hardening
-from hardening.embedded_redis import free_port
 from hardening.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, InfraError
 from hardening.masking import mask, mask_url, secret_values
+from hardening.net import free_port
 from hardening.processes import STOP_SIGNALS, stop_process
 
-log = logging.getLogger("hardening.demo_service")
+log = logging.getLogger("hardening.demo.service")
 
 QUEUE_KEY = "queue:jobs"
 BY_TIME_KEY = "payments:by_time"
@@ -447,7 +447,7 @@ def _setup_logging(level: str, redis_url: str | None) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m hardening.demo_service",
+        prog="python -m hardening.demo.service",
         description="Demo payments API backed by Redis (the service under test). Fault knobs: "
                     "DEMO_FAULT_LATENCY_MS, DEMO_FAULT_ERROR_RATE, DEMO_FAULT_UNHEALTHY; "
                     "at runtime: POST /admin/faults.",
@@ -582,7 +582,7 @@ class DemoService:
             self._tmpdir = Path(tempfile.mkdtemp(prefix="hardening-demo-"))
             self.log_path = self._tmpdir / "demo-service.log"
         child_env = {**os.environ, **(self.env or {}), "REDIS_URL": self.redis_url, "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "hardening.demo_service", "--host", self.host, "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "hardening.demo.service", "--host", self.host, "--port", str(self.port)]
         if self.version:
             cmd += ["--version", self.version]
         try:

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from hardening import k6stats
 from hardening.errors import ConfigError
+from hardening.loadtest import k6stats
 
 TREND, COUNTER, RATE, GAUGE = "trend", "counter", "rate", "gauge"
 METRIC_TYPES = (TREND, COUNTER, RATE, GAUGE)
@@ -561,7 +561,7 @@ def _running_sum(values: Any) -> float:
 def evaluate_samples(spec: SloSpec, samples: Any, duration_s: float | None = None) -> list[SloResult]:
     """Evaluate against raw samples (DataFrame: time, metric, value and tag columns).
 
-    Trend percentiles use k6's interpolation (:mod:`hardening.k6stats`), so they equal k6's summary.
+    Trend percentiles use k6's interpolation (:mod:`hardening.loadtest.k6stats`), so they equal k6's summary.
     ``duration_s`` is the test run duration for a Counter's ``rate``; without it the span between the
     first and last sample is used (and the result says so).
     """

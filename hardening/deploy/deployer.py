@@ -4,7 +4,7 @@
 1. verify the artifact (signature when a key is pinned, hashes, no unlisted/unsafe files, names);
 2. record the rollback target (the last green deployment of this service in this environment) and an
    ``in_progress`` ledger line;
-3. deploy through the backend, health-check (``hardening.health``), run the optional post-deploy check
+3. deploy through the backend, health-check (``hardening.deploy.health``), run the optional post-deploy check
    command (e.g. ``hardening loadtest …``);
 4. on success: ``green``. On any failure: ``failed``, then an automatic rollback to the last green
    deployment (a new ledger deployment with ``rollback_of``), the failed one marked ``rolled_back``,
@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardening import incident as incidents
-from hardening.artifacts import verify_artifact
-from hardening.backends import Backend, Outcome, Release
+from hardening.deploy import incident as incidents
+from hardening.deploy.artifacts import verify_artifact
+from hardening.deploy.backends import Backend, Outcome, Release
+from hardening.deploy.health import HealthPolicy, HealthResult, wait_healthy
+from hardening.deploy.ledger import Deployment, Ledger, new_id, utcnow
 from hardening.errors import CheckFailed, ConfigError, HardeningError
-from hardening.health import HealthPolicy, HealthResult, wait_healthy
-from hardening.ledger import Deployment, Ledger, new_id, utcnow
 from hardening.masking import mask
 
 Say = Callable[[str], None]

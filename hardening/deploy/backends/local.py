@@ -2,7 +2,7 @@
 
 ``<root>/releases/<version>/`` holds each extracted artifact; ``<root>/current`` is a symlink to the live
 release, swapped atomically (``os.symlink`` to a temporary name, then ``os.replace``). The service
-(default: this project's demo service, ``python -m hardening.demo_service``) runs from ``current`` with
+(default: this project's demo service, ``python -m hardening.demo.service``) runs from ``current`` with
 ``--version <version>``; its pid is in ``<root>/service.pid`` and a restart stops exactly that pid.
 
 A release may carry ``service.env`` (``KEY=VALUE`` lines, e.g. ``DEMO_FAULT_UNHEALTHY=1``) added to the
@@ -20,12 +20,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from hardening.artifacts import safe_extract
-from hardening.backends import Outcome, Release
+from hardening.deploy.artifacts import safe_extract
+from hardening.deploy.backends import Outcome, Release
 from hardening.errors import ConfigError, InfraError
 
 SERVICE_ENV_FILE = "service.env"
-DEFAULT_MODULE = "hardening.demo_service"
+DEFAULT_MODULE = "hardening.demo.service"
 
 
 def read_service_env(path: Path) -> dict[str, str]:

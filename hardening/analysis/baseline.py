@@ -1,6 +1,6 @@
 """Compare one run with its baseline: the last passing run of the same environment and script.
 
-Distributions compared (``hardening.stats.compare``): the per-second p95 and error rate of the whole test
+Distributions compared (``hardening.analysis.stats.compare``): the per-second p95 and error rate of the whole test
 (``per_second.parquet`` rows with scenario ``all``) and, when both runs kept raw samples, every
 ``http_req_duration`` sample. The headline percentage is the change of the run-level p95 in ``run.json``.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from hardening.history import RunData, find_baseline, load_run
-from hardening.stats import Comparison, compare
+from hardening.analysis.stats import Comparison, compare
+from hardening.record.reader import RunData, find_baseline, load_run
 
 ALL = "all"
 

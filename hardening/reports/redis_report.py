@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from hardening.history import RecordWarning
+from hardening.record.reader import RecordWarning
 
 BEFORE_AFTER = (
     ("clients", "connected_clients", "Connected clients"),

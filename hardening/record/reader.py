@@ -18,7 +18,6 @@ import pandas as pd
 
 from hardening.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
 TREND_METRICS = ("http_req_duration", "payment_duration")
 SCALARS = ("requests", "rps", "error_rate", "checks_rate", "payments_successful", "payments_failed",
            "iterations", "vus_max")
@@ -32,16 +31,19 @@ class RecordWarning(UserWarning):
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
-    """An absolute path as is; a relative one against the working directory, else the project root.
+    """An absolute path as is; a relative one against the working directory, else its nearest parent
+    that has it.
 
-    Notebooks default to ``data/sample/...``: this lets them run from the project root (papermill, CI)
+    Notebooks default to ``data/sample/...``: this lets them run from the repository root (papermill, CI)
     and from ``notebooks/`` (JupyterLab) alike.
     """
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p.resolve()
-    candidate = ROOT / p
-    return candidate if candidate.exists() else p.resolve()
+    for parent in Path.cwd().parents:
+        if (parent / p).exists():
+            return (parent / p).resolve()
+    return p.resolve()
 
 
 def stat_key(stat: str) -> str:
@@ -194,7 +196,7 @@ class RunData:
         """Raw k6 samples (empty frame when the record kept only per-second aggregates)."""
         if not self.has_samples:
             return pd.DataFrame(columns=["time", "metric", "value", "scenario"])
-        from hardening.samples import load_samples
+        from hardening.loadtest.samples import load_samples
 
         return load_samples(self.path / "samples.parquet", metrics=[metric] if metric else None)
 
@@ -221,7 +223,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     if (path / "per_second.parquet").is_file():
         per_second = pd.read_parquet(path / "per_second.parquet")
     elif (path / "samples.parquet").is_file():
-        from hardening.samples import per_second as per_second_of  # the runner's own aggregation
+        from hardening.loadtest.samples import per_second as per_second_of  # the runner's own aggregation
 
         per_second = per_second_of(path / "samples.parquet")
     summary: dict[str, Any] = {}

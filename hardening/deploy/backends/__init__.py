@@ -2,7 +2,7 @@
 ``railway`` (command backends driving those CLIs through subprocess).
 
 A backend deploys a verified artifact and rolls back to an earlier one; the orchestrator
-(``hardening.deploy``) does verification, health checks and the ledger.
+(``hardening.deploy.deployer``) does verification, health checks and the ledger.
 """
 
 from __future__ import annotations

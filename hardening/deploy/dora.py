@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from hardening.deploy.ledger import parse_events
 from hardening.errors import ConfigError
-from hardening.history import RecordWarning, resolve_path
-from hardening.ledger import parse_events
+from hardening.record.reader import RecordWarning, resolve_path
 
 COLUMNS = ["id", "env", "service", "version", "commit", "commit_time", "started_at", "finished_at", "status",
            "previous", "rollback_of", "incident", "reason", "actor"]
@@ -37,7 +37,7 @@ BAD = ("failed", "rolled_back")
 def read_ledger(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Current state of every deployment (latest line per id), ordered by start time.
 
-    Unusable lines (``hardening.ledger.parse_events``) are skipped with a warning; ``df.attrs["skipped"]``
+    Unusable lines (``hardening.deploy.ledger.parse_events``) are skipped with a warning; ``df.attrs["skipped"]``
     counts them.
     """
     p = resolve_path(path)

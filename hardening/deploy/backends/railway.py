@@ -19,8 +19,8 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from hardening.artifacts import safe_extract
-from hardening.backends import Outcome, Release, run_cli
+from hardening.deploy.artifacts import safe_extract
+from hardening.deploy.backends import Outcome, Release, run_cli
 from hardening.errors import InfraError
 from hardening.masking import mask
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardening.embedded_redis import free_port
 from hardening.errors import ConfigError, InfraError
+from hardening.net import free_port
 from hardening.processes import STOP_SIGNALS
 
 INSTALL_HINT = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hardening.slo import RATE, TREND, format_value
+from hardening.loadtest.slo import RATE, TREND, format_value
 
 RULE = "=" * 50
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from hardening.history import slo_frame
-from hardening.stats import (
+from hardening.analysis.stats import (
     burn_rate_series,
     change_points,
     error_budget,
     failure_alert,
     multiwindow_alert,
 )
+from hardening.record.reader import slo_frame
 
 ALL_SLOS = "all SLOs (run status)"
 LATENCY_COLUMNS = ("http_req_duration_p95", "http_req_duration_p99")

@@ -35,7 +35,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from hardening.errors import ConfigError
-from hardening.k6stats import percentile_sorted
+from hardening.loadtest.k6stats import percentile_sorted
 
 TAG_COLUMNS = ("scenario", "name", "method", "status", "expected_response", "check", "error_code", "group")
 

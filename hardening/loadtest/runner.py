@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 
-from hardening import k6 as k6mod
 from hardening.errors import (
     EXIT_FAIL,
     EXIT_INFRA,
@@ -31,12 +30,13 @@ from hardening.errors import (
     HardeningError,
     InfraError,
 )
+from hardening.loadtest import k6 as k6mod
+from hardening.loadtest.console import console_summary
+from hardening.loadtest.samples import ingest_k6_json, load_samples, write_per_second
+from hardening.loadtest.slo import SloSpec, evaluate_samples, evaluate_summary, load_slo, overall_status
 from hardening.masking import mask, mask_url
 from hardening.processes import STOP_SIGNALS
-from hardening.record import RunRecordWriter, git_info, new_run_id, utcnow
-from hardening.samples import ingest_k6_json, load_samples, write_per_second
-from hardening.slo import SloSpec, evaluate_samples, evaluate_summary, load_slo, overall_status
-from hardening.summary import console_summary
+from hardening.record.writer import RunRecordWriter, git_info, new_run_id, utcnow
 
 DEFAULT_SCRIPT = Path("loadtest/k6-slo-test.js")
 DEFAULT_SLO = Path("loadtest/slo.json")

@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from hardening.artifacts import safe_extract
-from hardening.backends import Outcome, Release, run_cli
+from hardening.deploy.artifacts import safe_extract
+from hardening.deploy.backends import Outcome, Release, run_cli
 from hardening.errors import InfraError
 
 _URL = re.compile(r"https?://[^\s]+")
