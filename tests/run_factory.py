@@ -1,4 +1,4 @@
-"""Small run records built by hand, following the run-record contract in README (run.json, per_second.parquet, summary, redis/)."""
+"""Small run records made through the one record writer (hardening.record), with SLOs judged by the SLO engine."""
 
 from __future__ import annotations
 
@@ -12,30 +12,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hardening.loadtest.samples import PER_SECOND_SCHEMA
+from hardening.loadtest.slo import judge, overall_status, parse_slo
+from hardening.record import GitInfo, K6Info, RedisLayout, RunRecord
+from hardening.record.model import key_metrics
+from hardening.record.writer import RunRecordWriter
 
 EVIL = "<script>alert(1)</script>"
 T0 = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
 
 
-def slo_result(name: str, metric: str, agg: str, op: str, target: float, observed: float | None) -> dict:
-    if observed is None:
-        status, margin = "no_data", None
-    else:
-        margin = target - observed if op in ("<", "<=") else observed - target
-        status = "pass" if margin > 0 or (margin == 0 and op in ("<=", ">=")) else "fail"
-    return {"name": name, "metric": metric, "expression": f"{agg}{op}{target:g}", "aggregation": agg, "op": op,
-            "target": target, "observed": observed, "margin": margin, "status": status, "k6_failed": status == "fail"}
+SLO_FILE = {"thresholds": {"http_req_duration": ["p(95)<800"], "http_req_failed": ["rate<0.01"]}}
 
 
 def make_run(root: Path, index: int, p95: float = 120.0, error_rate: float = 0.001, environment: str = "local",
              branch: str = "main", script: str = "loadtest/k6-slo-test.js", seconds: int = 20, seed: int | None = None,
              redis: bool = False, started: dt.datetime | None = None, status: str | None = None) -> Path:
-    """One run folder under ``root``; p95 drives per-second latencies, SLOs and status."""
+    """One run folder under ``root``, through the record writer; p95 drives per-second latencies, SLOs
+    (judged by the SLO engine) and status."""
     rng = np.random.default_rng(index if seed is None else seed)
     start = started or T0 + dt.timedelta(hours=index)
-    run_id = f"{start:%Y%m%dT%H%M%SZ}-abc1234-{index:04x}"
-    d = root / run_id
-    d.mkdir(parents=True)
+    writer = RunRecordWriter(root, f"{start:%Y%m%dT%H%M%SZ}-abc1234-{index:04x}")
+    files = writer.layout
     secs = pd.date_range(start.replace(microsecond=0), periods=seconds, freq="s", tz="UTC")
     rows = []
     for i, s in enumerate(secs):
@@ -49,39 +46,35 @@ def make_run(root: Path, index: int, p95: float = 120.0, error_rate: float = 0.0
             rows.append({"second": s, "scenario": scen, "requests": req, "errors": errs, "error_rate": errs / req,
                          "rps": float(req), "p50_ms": p95_s * 0.5, "p95_ms": p95_s, "p99_ms": p95_s * 1.3,
                          "avg_ms": p95_s * 0.55, "vus": float(min(i + 1, 10)) if scen == "all" else None,
-                         "payment_p95_ms": p95_s * 1.1, "iterations": req})
+                         "iterations": req})
     table = pa.Table.from_pandas(pd.DataFrame(rows), schema=PER_SECOND_SCHEMA, preserve_index=False)
-    pq.write_table(table, d / "per_second.parquet")
-    slos = [slo_result("http_req_duration p(95)<800", "http_req_duration", "p(95)", "<", 800.0, p95),
-            slo_result("http_req_failed rate<0.01", "http_req_failed", "rate", "<", 0.01, error_rate)]
-    run_status = status or ("pass" if all(s["status"] == "pass" for s in slos) else "fail")
+    pq.write_table(table, files.per_second)
+    spec = parse_slo(SLO_FILE, "loadtest/slo.json")
+    observed = {"http_req_duration": p95, "http_req_failed": error_rate}
+    slos = [judge(o, observed[o.metric], k6_failed=observed[o.metric] >= o.target) for o in spec.objectives]
+    run_status = status or str(overall_status(slos))
     dur = {"avg": p95 * 0.55, "min": 1.0, "med": p95 * 0.5, "max": p95 * 2, "p(90)": p95 * 0.9, "p(95)": p95,
            "p(99)": p95 * 1.3}
-    record = {
-        "schema_version": 1, "run_id": run_id, "status": run_status,
-        "started_at": start.isoformat(), "finished_at": (start + dt.timedelta(seconds=seconds)).isoformat(),
-        "duration_s": float(seconds), "environment": environment, "profile": "quick", "script": script,
-        "target": "http://user:***@127.0.0.1:8080", "git": {"commit": "abc1234" + "0" * 33, "branch": branch,
-                                                           "actor": "tester"},
-        "k6": {"version": "v1.1.0", "exit_code": 0 if run_status == "pass" else 99, "exit_meaning": "ok"},
-        "slo": {"source": "loadtest/slo.json", "objectives": []}, "slo_results": slos,
-        "metrics": {"requests": 50 * seconds, "rps": 50.0, "error_rate": error_rate, "checks_rate": 0.99,
-                    "http_req_duration": dur, "payment_duration": {k: v * 1.1 for k, v in dur.items()},
-                    "payments_successful": 100, "payments_failed": 1, "iterations": 50 * seconds, "vus_max": 10},
-        "redis": None, "warnings": [f"planted warning {EVIL}"], "files": ["run.json", "per_second.parquet"],
-    }
     summary = {"root_group": {"name": "", "path": "", "groups": {}, "checks": {
         "status is 200": {"name": "status is 200", "passes": 990, "fails": 10},
         EVIL: {"name": EVIL, "passes": 5, "fails": 0}}},
         "metrics": {"http_req_duration": dur, "payment_duration": {k: v * 1.1 for k, v in dur.items()},
                     "queue_duration": {k: v * 0.1 for k, v in dur.items()},
                     "payments_successful": {"count": 100, "rate": 5.0}, "payments_failed": {"count": 1, "rate": 0.05},
-                    "http_reqs": {"count": 1000, "rate": 50.0}}}
-    (d / "k6-summary.json").write_text(json.dumps(summary))
-    if redis:
-        record["redis"] = write_redis(d / "redis", secs, rng)
-    (d / "run.json").write_text(json.dumps(record))
-    return d
+                    "http_reqs": {"count": 50 * seconds, "rate": 50.0},
+                    "http_req_failed": {"passes": 0, "fails": 0, "value": error_rate},
+                    "checks": {"passes": 990, "fails": 10, "value": 0.99},
+                    "iterations": {"count": 50 * seconds, "rate": 50.0}, "vus_max": {"value": 10, "min": 10, "max": 10}}}
+    files.k6_summary.write_text(json.dumps(summary))
+    record = RunRecord(
+        run_id=writer.run_id, status=run_status, started_at=start.isoformat(),
+        finished_at=(start + dt.timedelta(seconds=seconds)).isoformat(), duration_s=float(seconds),
+        environment=environment, profile="quick", script=script, script_sha256="0" * 64,
+        target="http://user:***@127.0.0.1:8080", git=GitInfo(commit="abc1234" + "0" * 33, branch=branch, actor="tester"),
+        k6=K6Info(version="v1.1.0", exit_code=0 if run_status == "pass" else 99, exit_meaning="ok"),
+        slo=spec.to_dict(), slo_results=slos, metrics=key_metrics(summary),
+        redis=write_redis(files.redis, secs, rng) if redis else None, warnings=[f"planted warning {EVIL}"])
+    return writer.finalize(record)
 
 
 def _node(calls: int, usec: int, clients: int, mem: int, slow: list[dict], events: list[dict]) -> dict:
@@ -95,8 +88,8 @@ def _node(calls: int, usec: int, clients: int, mem: int, slow: list[dict], event
                                                  "entries": slow}}
 
 
-def write_redis(d: Path, secs: pd.DatetimeIndex, rng: np.random.Generator) -> dict:
-    d.mkdir()
+def write_redis(files: RedisLayout, secs: pd.DatetimeIndex, rng: np.random.Generator) -> dict:
+    files.folder.mkdir()
     t0 = int(secs[0].timestamp())
     before = {"schema": "hardening.redis.snapshot/1", "mode": "standalone",
               "server": {"name": "valkey", "version": "9.1.2"}, "nodes": [_node(1000, 5000, 2, 1_000_000, [], [])]}
@@ -108,9 +101,9 @@ def write_redis(d: Path, secs: pd.DatetimeIndex, rng: np.random.Generator) -> di
              "server": {"name": "valkey", "version": "9.1.2"},
              "nodes": [_node(6000, 35000, 12, 2_500_000, slow,
                              [{"event": "command", "time": t0 + 5, "latest_ms": 120, "max_ms": 150}])]}
-    (d / "before.json").write_text(json.dumps(before))
-    (d / "after.json").write_text(json.dumps(after))
-    with (d / "timeline.jsonl").open("w") as f:
+    files.before.write_text(json.dumps(before))
+    files.after.write_text(json.dumps(after))
+    with files.timeline.open("w") as f:
         for i, s in enumerate(secs):
             f.write(json.dumps({"t": s.timestamp() + 0.2, "ops_per_sec": 200 + 10 * i + float(rng.normal(0, 5)),
                                 "connected_clients": 10, "used_memory": 1_000_000 + 50_000 * i,
@@ -137,7 +130,7 @@ def write_redis(d: Path, secs: pd.DatetimeIndex, rng: np.random.Generator) -> di
         "recommendations": [{"rule": "latency_events", "severity": "warning", "title": "Latency events",
                              "detail": f"1 latency event; key {EVIL}", "threshold": "any"}],
     }
-    (d / "comparison.json").write_text(json.dumps(comparison))
+    files.comparison.write_text(json.dumps(comparison))
     return {"server": "valkey 9.1.2", "url": "redis://127.0.0.1:6379", "mode": "standalone",
             "summary": {"ops_per_sec": 250.0, "top_commands": per_command, "evictions": 0, "latency_events": 1,
                         "slowlog_new": 2, "recommendations": 1}}

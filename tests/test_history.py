@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -13,7 +14,10 @@ from run_factory import make_history, make_run
 
 from hardening.errors import ConfigError
 from hardening.loadtest.samples import SAMPLES_SCHEMA
+from hardening.record import SCHEMA_VERSION, RunRecord, RunStatus, SloStatus
 from hardening.record import reader as history
+
+SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "data" / "sample" / "runs"
 
 
 def test_load_runs_one_row_per_run_oldest_first(tmp_path):
@@ -130,14 +134,14 @@ def test_read_record_errors_name_the_file(tmp_path):
 def test_find_baseline_same_environment_and_script_last_pass(tmp_path):
     made = make_history(tmp_path, n=10, regression_at=None, fail_every=3, redis_last=False)
     df = history.load_runs(tmp_path)
-    current = json.loads((made[9] / "run.json").read_text())  # index 9: environment staging
+    current = history.read_record(made[9])  # index 9: environment staging
     base = history.find_baseline(df, current)
     assert base is not None and base["environment"] == "staging" and base["status"] == "pass"
-    assert base["started_at"] < pd.Timestamp(current["started_at"])
-    local = json.loads((made[7] / "run.json").read_text())
+    assert base["started_at"] < pd.Timestamp(current.started_at)
+    local = history.read_record(made[7])
     b2 = history.find_baseline(df, local)
     assert b2["run_id"] == made[6].name  # 6 is local and passing; 7 itself excluded
-    first = json.loads((made[0] / "run.json").read_text())
+    first = history.read_record(made[0])
     assert history.find_baseline(df, first) is None
 
 
@@ -146,3 +150,31 @@ def test_latest_run_dir(tmp_path):
     assert history.latest_run_dir(tmp_path) == made[-1]
     with pytest.raises(ConfigError):
         history.latest_run_dir(tmp_path / "empty-does-not-exist")
+
+
+def test_record_round_trips_through_the_model_and_custom_metrics_are_typed(tmp_path):
+    made = make_run(tmp_path, 1)
+    rec = history.read_record(made)
+    assert rec.schema_version == SCHEMA_VERSION and rec.status == RunStatus.PASS
+    assert {r.status for r in rec.slo_results} == {SloStatus.PASS}
+    custom = rec.metrics.custom
+    assert custom["payment_duration"].type == "trend" and custom["payments_failed"].type == "counter"
+    assert RunRecord.from_dict(rec.to_dict()) == rec
+    row = history.load_runs(tmp_path).iloc[0]
+    assert row["payment_duration_p95"] == pytest.approx(120.0 * 1.1) and row["payments_failed_count"] == 1
+
+
+def test_version_1_record_is_migrated_and_a_newer_one_is_refused(tmp_path):
+    v1 = json.loads((SAMPLE_RUNS / sorted(p.name for p in SAMPLE_RUNS.iterdir())[0] / "run.json").read_text())
+    assert v1["schema_version"] == 1 and "payments_successful" in v1["metrics"]
+    rec = RunRecord.from_dict(v1)
+    assert rec.metrics.custom["payments_successful"].values["count"] == v1["metrics"]["payments_successful"]
+    assert rec.metrics.custom["payment_duration"].type == "trend"
+    assert rec.redis_summary.get("ops_per_sec") == v1["redis"]["ops_per_sec"]
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(json.dumps({**v1, "schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(ConfigError, match="newer than this hardening reads"):
+        history.read_record(tmp_path / "r")
+    (tmp_path / "r" / "run.json").write_text(json.dumps({**v1, "status": "maybe"}))
+    with pytest.raises(ConfigError, match="unknown status 'maybe'"):
+        history.read_record(tmp_path / "r")

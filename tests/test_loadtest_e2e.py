@@ -50,7 +50,7 @@ def test_passing_run_writes_complete_record(service, redis_server, cli_env, tmp_
     assert (record / "k6-slo-result.txt").read_text().strip() == "PASS"
     assert {r["status"] for r in run["slo_results"]} == {"pass"}
     assert len(run["slo_results"]) == 5
-    assert run["metrics"]["requests"] > 50 and run["metrics"]["payments_successful"] > 0
+    assert run["metrics"]["requests"] > 50 and run["metrics"]["custom"]["payments_successful"]["values"]["count"] > 0
     summary = json.loads((record / "k6-summary.json").read_text())
     # Percentiles from the stored raw samples equal k6's own summary, bit for bit.
     samples = pd.read_parquet(record / "samples.parquet")

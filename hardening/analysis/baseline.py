@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from hardening.analysis.stats import Comparison, compare
+from hardening.record.model import RunRecord
 from hardening.record.reader import RunData, find_baseline, load_run
 
 ALL = "all"
@@ -41,8 +42,8 @@ def _overall(per_second: pd.DataFrame, column: str) -> list[float]:
     return rows[column].dropna().astype(float).tolist()
 
 
-def _p95(record: dict[str, Any]) -> float | None:
-    value = ((record.get("metrics") or {}).get("http_req_duration") or {}).get("p(95)")
+def _p95(record: RunRecord) -> float | None:
+    value = (record.metrics.http_req_duration or {}).get("p(95)")
     return float(value) if value is not None else None
 
 
@@ -74,7 +75,7 @@ def against_baseline(run: RunData, history: pd.DataFrame, confidence: float = 0.
     """Find the baseline in ``history`` and compare; a headline saying why when there is none."""
     row = find_baseline(history, run.record)
     if row is None:
-        env, script = run.record.get("environment"), run.record.get("script")
+        env, script = run.record.environment, run.record.script
         return BaselineResult(None, f"no baseline: no earlier passing run of environment {env!r} and script "
                               f"{script!r} in the history", None)
     return compare_runs(run, load_run(row["path"]), confidence, tolerance)

@@ -1,8 +1,13 @@
-"""The console summary block printed after a load test, in the seed's layout."""
+"""The console summary block printed after a load test, in the seed's layout.
+
+Every line comes from the run's own metrics: the SLO lines from the results, the custom metrics
+(the demo's ``payments_*``, or a user's own Counters, Rates, Gauges and Trends) from k6's summary.
+"""
 
 from __future__ import annotations
 
-from hardening.loadtest.slo import RATE, TREND, format_value
+from hardening.loadtest.slo import format_value
+from hardening.record.model import COUNTER, GAUGE, RATE, TREND, RunRecord, RunStatus, SloResult, SloStatus
 
 RULE = "=" * 50
 
@@ -15,45 +20,56 @@ def _target(metric_type: str, aggregation: str, target: float) -> str:
     if metric_type == RATE:
         return f"{target * 100:g}%"
     if metric_type == TREND:
-        return f"{target:g}ms"
+        return f"{target:g} ms"
     return f"{target:g}/s" if aggregation == "rate" else f"{target:g}"
 
 
-def slo_line(r: dict) -> str:
-    """``  http_req_duration{scenario:spike} p(95): 123.40 ms ✅ (SLO: <800ms)``"""
-    mark = {"pass": "✅", "fail": "❌", "no_data": "❌ (no data)"}.get(r["status"], "?")
-    kind, agg = r.get("metric_type", TREND), r["aggregation"]
-    tags = r.get("tags") or {}
-    key = r["metric"] + ("{" + ",".join(f"{k}:{v}" for k, v in tags.items()) + "}" if tags else "")
-    shown = "n/a" if r.get("observed") is None else format_value(kind, agg, r["observed"])
-    return f"  {key} {agg}: {shown} {mark} (SLO: {r['op']}{_target(kind, agg, r['target'])})"
+def slo_line(r: SloResult) -> str:
+    """``  http_req_duration{scenario:spike} p(95): 123.40 ms ✅ (SLO: <800 ms)``"""
+    mark = {SloStatus.PASS: "✅", SloStatus.FAIL: "❌", SloStatus.NO_DATA: "❌ (no data)"}[r.status]
+    shown = "n/a" if r.observed is None else format_value(r.metric_type, r.aggregation, r.observed)
+    origin = " [script]" if r.origin == "script" else ""
+    return f"  {r.key} {r.aggregation}: {shown} {mark} (SLO: {r.op}{_target(r.metric_type, r.aggregation, r.target)}){origin}"
 
 
-def console_summary(run: dict) -> str:
-    m = run.get("metrics") or {}
-    dur = m.get("http_req_duration") or {}
+def custom_metric_line(name: str, kind: str, values: dict[str, float]) -> str:
+    """One custom metric with its unit: Trend p95/avg in ms, Rate in %, Counter count and per second."""
+    if kind == TREND:
+        return (f"  {name}: avg {_num(values.get('avg'), '{:,.2f} ms')}, p95 "
+                f"{_num(values.get('p(95)'), '{:,.2f} ms')}")
+    if kind == RATE:
+        return f"  {name}: {_num(values.get('value') if values.get('value') is None else values['value'] * 100, '{:.2f}%')}"
+    if kind == COUNTER:
+        return f"  {name}: {_num(values.get('count'))} ({_num(values.get('rate'), '{:,.2f}/s')})"
+    if kind == GAUGE:
+        return f"  {name}: {_num(values.get('value'), '{:,.4g}')}"
+    return f"  {name}: {values}"
+
+
+def console_summary(run: RunRecord) -> str:
+    m = run.metrics
+    dur = m.http_req_duration or {}
+    custom = [custom_metric_line(name, c.type, c.values) for name, c in sorted(m.custom.items())]
     lines = [
         "",
         "K6 Load Test Summary",
         RULE,
         "",
         "SLO Compliance:",
-        *[slo_line(r) for r in run.get("slo_results", [])],
+        *[slo_line(r) for r in run.slo_results],
         "",
         "Performance Metrics:",
-        f"  Total Requests: {_num(m.get('requests'))}",
-        f"  Requests/sec: {_num(m.get('rps'), '{:,.2f}')}",
-        f"  Avg Response: {_num(dur.get('avg'), '{:,.0f}ms')}",
-        f"  p95 Response: {_num(dur.get('p(95)'), '{:,.0f}ms')}",
-        f"  p99 Response: {_num(dur.get('p(99)'), '{:,.0f}ms')}",
-        "",
-        "Payment Metrics:",
-        f"  Successful: {_num(m.get('payments_successful'))}",
-        f"  Failed: {_num(m.get('payments_failed'))}",
+        f"  Total Requests: {_num(m.requests)}",
+        f"  Requests/sec: {_num(m.rps, '{:,.2f} req/s')}",
+        f"  Error rate: {_num(None if m.error_rate is None else m.error_rate * 100, '{:.2f}%')}",
+        f"  Avg Response: {_num(dur.get('avg'), '{:,.2f} ms')}",
+        f"  p95 Response: {_num(dur.get('p(95)'), '{:,.2f} ms')}",
+        f"  p99 Response: {_num(dur.get('p(99)'), '{:,.2f} ms')}",
+        *(["", "Custom Metrics:", *custom] if custom else []),
         "",
         RULE,
-        {"pass": "✅ SLO PASS", "fail": "❌ SLO FAIL"}.get(
-            run["status"], f"⚠️ RUN {run['status'].upper()} (k6: {run['k6']['exit_meaning']})"
+        {RunStatus.PASS: "✅ SLO PASS", RunStatus.FAIL: "❌ SLO FAIL"}.get(
+            run.status, f"⚠️ RUN {run.status.upper()} (k6: {run.k6.exit_meaning})"
         ),
         RULE,
     ]

@@ -11,6 +11,7 @@ Order of work (each step fails with a clear message and the documented exit code
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import sys
@@ -36,6 +37,7 @@ from hardening.loadtest.samples import ingest_k6_json, load_samples, write_per_s
 from hardening.loadtest.slo import SloSpec, evaluate_samples, evaluate_summary, load_slo, overall_status
 from hardening.masking import mask, mask_url
 from hardening.processes import STOP_SIGNALS
+from hardening.record.model import GitInfo, K6Info, KeyMetrics, RunRecord, RunStatus, SloStatus, key_metrics
 from hardening.record.writer import RunRecordWriter, git_info, new_run_id, utcnow
 
 DEFAULT_SCRIPT = Path("loadtest/k6-slo-test.js")
@@ -63,10 +65,10 @@ class LoadTestOptions:
 
 @dataclass
 class LoadTestOutcome:
-    status: str
+    status: RunStatus
     exit_code: int
     record: Path | None
-    run: dict
+    run: RunRecord
 
 
 def check_reachable(url: str, timeout: float = 3.0) -> None:
@@ -130,29 +132,6 @@ def validate(opts: LoadTestOptions) -> SloSpec:
     return load_slo(opts.slo)
 
 
-def key_metrics(summary: dict) -> dict:
-    """The handful of numbers history and the console need, from k6's summary export."""
-    m = summary.get("metrics", {})
-
-    def values(name: str) -> dict:
-        return {k: v for k, v in m.get(name, {}).items() if k != "thresholds"}
-
-    reqs = values("http_reqs")
-    return {
-        "requests": int(reqs.get("count", 0)),
-        "rps": reqs.get("rate", 0.0),
-        "error_rate": values("http_req_failed").get("value"),
-        "checks_rate": values("checks").get("value"),
-        "http_req_duration": values("http_req_duration") or None,
-        "payment_duration": values("payment_duration") or None,
-        "queue_duration": values("queue_duration") or None,
-        "payments_successful": int(values("payments_successful").get("count", 0)),
-        "payments_failed": int(values("payments_failed").get("count", 0)),
-        "iterations": int(values("iterations").get("count", 0)),
-        "vus_max": values("vus_max").get("max", values("vus_max").get("value")),
-    }
-
-
 def _observe_redis(opts: LoadTestOptions, out_dir: Path, planned_s: float):
     if not opts.redis_url:
         return contextlib.nullcontext(None)
@@ -173,8 +152,9 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
     git = git_info()
     started = utcnow()
     writer = RunRecordWriter(opts.out, new_run_id(git["commit"], started))
+    files = writer.layout
     try:
-        slo_file = writer.path("slo.json")
+        slo_file = files.slo_file
         spec.write_k6_json(slo_file)
         k6_env["SLO_FILE"] = str(slo_file.resolve())
         requirements = k6mod.inspect(k6, opts.script, k6_env)
@@ -184,11 +164,11 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
               f"planned {planned:.0f}s -> {writer.final}", file=sys.stderr)
         run = k6mod.K6Run(
             k6=k6, script=opts.script, env=k6_env, planned_s=planned,
-            summary_path=writer.path("k6-summary.json"), raw_path=writer.path("k6-raw.json"),
-            log_path=writer.path("k6-stdout.log"), trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None,
+            summary_path=files.k6_summary, raw_path=files.k6_raw, log_path=files.k6_log,
+            trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None,
         )
         redis_summary = None
-        with _observe_redis(opts, writer.path("redis"), planned) as obs:
+        with _observe_redis(opts, files.redis, planned) as obs:
             result = run.run()
         if printer:
             printer.close()
@@ -237,7 +217,8 @@ def _redis_warnings(redis_summary: dict | None) -> list[str]:
 def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned) -> LoadTestOutcome:
     warnings: list[str] = []
     summary: dict = {}
-    summary_path = writer.path("k6-summary.json")
+    files = writer.layout
+    summary_path = files.k6_summary
     if summary_path.exists():
         try:
             summary = json.loads(summary_path.read_text())
@@ -246,16 +227,16 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
 
     samples_results = None
     counts: dict[str, int] | None = None
-    raw = writer.path("k6-raw.json")
+    raw = files.k6_raw
     if raw.exists() and raw.stat().st_size:
         try:
-            stats = ingest_k6_json(raw, writer.path("samples.parquet"))
+            stats = ingest_k6_json(raw, files.samples)
         except HardeningError as exc:  # keep k6's raw file in the record rather than lose the run
             warnings.append(f"raw samples not ingested, k6-raw.json kept: {exc}")
         else:
             warnings.extend(stats.warnings)
-            write_per_second(writer.path("samples.parquet"), writer.path("per_second.parquet"))
-            samples = _samples_for_slos(writer.path("samples.parquet"), spec)
+            write_per_second(files.samples, files.per_second)
+            samples = _samples_for_slos(files.samples, spec)
             counts = samples["metric"].value_counts().to_dict()
             samples_results = evaluate_samples(spec, samples, duration_s=_test_run_seconds(summary, result))
             if not opts.keep_raw:
@@ -271,46 +252,48 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     result.log_path.write_text(mask(log_text))
     code = result.exit_code
     if result.interrupted:
-        status, exit_code = "interrupted", EXIT_INTERRUPTED
+        status, exit_code = RunStatus.INTERRUPTED, EXIT_INTERRUPTED
     elif code in K6_CONFIG_ERRORS:
-        status, exit_code = "error", EXIT_USAGE
+        status, exit_code = RunStatus.ERROR, EXIT_USAGE
         warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
     elif code not in (0, 99, 110):  # 108 (exec.test.abort: e.g. setup found no target) is infra
-        status, exit_code = "error", EXIT_INFRA
+        status, exit_code = RunStatus.ERROR, EXIT_INFRA
         detail = "see k6-stdout.log" if code < 0 else k6mod.k6_message(log_text)
         warnings.append(f"k6 {result.meaning}: {detail}")
     else:
-        passed = code == 0 and overall_status(slo_results) == "pass"
-        status = "pass" if passed else "fail"
+        passed = code == 0 and overall_status(slo_results) == SloStatus.PASS
+        status = RunStatus.PASS if passed else RunStatus.FAIL
         exit_code = EXIT_OK if passed or opts.warn_only else EXIT_FAIL
     warnings.extend(_redis_warnings(redis_summary))
-    writer.path("k6-slo-result.txt").write_text("PASS\n" if status == "pass" else "FAIL\n")
+    files.slo_result_txt.write_text("PASS\n" if status == RunStatus.PASS else "FAIL\n")
 
     finished = utcnow()
-    run = {
-        "status": status,
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "duration_s": round((finished - started).total_seconds(), 3),
-        "planned_duration_s": planned,
-        "environment": opts.environment,
-        "profile": opts.profile,
-        "script": str(opts.script),
-        "target": mask_url(opts.base_url),
-        "git": git,
-        "k6": {"version": k6mod.k6_version(k6), "exit_code": code, "exit_meaning": result.meaning},
-        "slo": spec.to_dict(),
-        "slo_results": [r.to_dict() for r in slo_results],
-        "slo_results_from_samples": [r.to_dict() for r in samples_results] if samples_results else None,
-        "metrics": key_metrics(summary) if summary else {},
-        "redis": redis_summary,
-        "warnings": warnings,
-    }
+    run = RunRecord(
+        run_id=writer.run_id,
+        status=status,
+        started_at=started.isoformat(),
+        finished_at=finished.isoformat(),
+        duration_s=round((finished - started).total_seconds(), 3),
+        planned_duration_s=planned,
+        environment=opts.environment,
+        profile=opts.profile,
+        script=str(opts.script),
+        script_sha256=hashlib.sha256(opts.script.read_bytes()).hexdigest(),
+        target=mask_url(opts.base_url),
+        git=GitInfo(**git),
+        k6=K6Info(version=k6mod.k6_version(k6), exit_code=code, exit_meaning=result.meaning),
+        slo=spec.to_dict(),
+        slo_results=slo_results,
+        slo_results_from_samples=samples_results or None,
+        metrics=key_metrics(summary) if summary else KeyMetrics(),
+        redis=redis_summary,
+        warnings=warnings,
+    )
     record = writer.finalize(run)
     print(console_summary(run), file=sys.stdout)
     print(f"run record: {record}", file=sys.stderr)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    if status == "fail" and opts.warn_only:
+    if status == RunStatus.FAIL and opts.warn_only:
         print("warning: SLOs failed; continuing because of --warn-only", file=sys.stderr)
     return LoadTestOutcome(status=status, exit_code=exit_code, record=record, run=run)

@@ -7,8 +7,9 @@ nanosecond timestamps parsed exactly) and each group of blocks becomes one zstd 
 bounded by the block and row-group size, not by the file size.
 
 A file cut mid-line (k6 killed while writing) is ingested up to its last complete line and reported in
-``IngestStats.truncated_lines`` / ``warnings``; a gzip stream that ends early is treated the same way. A corrupt
-line anywhere else raises ``ConfigError`` naming the line number; the destination is then left untouched.
+``IngestStats.truncated_lines`` / ``warnings``; a gzip stream that ends early, or turns corrupt, is read up to
+where it stops (every complete line decompressed before it is kept) with a warning. A corrupt line anywhere else
+raises ``ConfigError`` naming the line number; the destination is then left untouched.
 
 ``ingest_k6_csv`` does the same for ``--out csv`` (pyarrow's streaming CSV reader); JSON is the exact format.
 """
@@ -21,10 +22,12 @@ import itertools
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +37,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
+from hardening.atomic import atomic_path
 from hardening.errors import ConfigError
 from hardening.loadtest.k6stats import percentile_sorted
 
@@ -61,13 +65,12 @@ PER_SECOND_SCHEMA = pa.schema(
         ("p99_ms", pa.float64()),
         ("avg_ms", pa.float64()),
         ("vus", pa.float64()),
-        ("payment_p95_ms", pa.float64()),
         ("iterations", pa.int64()),
     ]
 )
 
 ALL_SCENARIOS = "all"
-PER_SECOND_METRICS = ("http_reqs", "http_req_failed", "http_req_duration", "vus", "payment_duration", "iterations")
+PER_SECOND_METRICS = ("http_reqs", "http_req_failed", "http_req_duration", "vus", "iterations")
 
 # What pyarrow reads from each line; every other field (url, proto, thresholds, ...) is ignored while parsing.
 _LINE_SCHEMA = pa.schema(
@@ -123,13 +126,81 @@ def _csv_line_complete(tail: bytes, header: bytes) -> bool:
     return tail.count(b",") >= header.count(b",")
 
 
+class _Gunzip:
+    """Incremental gzip decompression of ``raw`` (one or more members) that keeps every byte it decompressed.
+
+    A stream cut short (k6 killed: no trailer) ends where the data stops (``truncated``); a stream that turns
+    corrupt (e.g. a tail zero-filled after a crash) ends just before the bad bytes (``corrupt`` says why and
+    ``corrupt_at`` at which compressed byte). Deflate cannot resynchronize, so nothing after either is readable.
+    """
+
+    SALVAGE_STEP = 64  # compressed bytes fed at a time to recover the output just before a corrupt spot
+
+    def __init__(self, raw: pa.NativeFile, chunk_bytes: int = 1 << 18) -> None:
+        self._raw = raw
+        self._chunk = chunk_bytes
+        self._d = zlib.decompressobj(wbits=31)
+        self._input = b""
+        self._consumed = 0  # compressed bytes handed to zlib (for ``corrupt_at``)
+        self._raw_eof = False
+        self._in_member = False
+        self._done = False
+        self.truncated = False
+        self.corrupt: str | None = None
+        self.corrupt_at = 0
+
+    def read(self, size: int) -> bytes:
+        """Up to about ``size`` decompressed bytes; ``b""`` only at the end of what can be read."""
+        while not self._done:
+            if not self._input and not self._raw_eof:
+                self._input = self._raw.read(self._chunk)
+                self._raw_eof = not self._input
+            if not self._in_member:
+                self._input = self._input.lstrip(b"\0")  # zero padding between members (as gzip(1) allows)
+                if not self._input:
+                    self._done = self._raw_eof
+                    continue
+            if not self._input:  # the data stops inside a member: keep what it held
+                self._done = self.truncated = True
+                return self._d.flush()
+            self._in_member = True
+            saved = self._d.copy()
+            try:
+                out = self._d.decompress(self._input, size)
+            except zlib.error as exc:
+                self._done = True
+                self.corrupt = str(exc)
+                return self._salvage(saved, self._input)
+            self._consumed += len(self._input) - len(self._d.unconsumed_tail)
+            self._input = self._d.unconsumed_tail
+            if self._d.eof:  # member complete (CRC and length checked by zlib); another may follow
+                self._consumed -= len(self._d.unused_data)
+                self._input = self._d.unused_data + self._input
+                self._d = zlib.decompressobj(wbits=31)
+                self._in_member = False
+            if out:
+                return out
+        return b""
+
+    def _salvage(self, state: Any, data: bytes) -> bytes:  # state: a zlib decompressobj
+        """The output of ``data`` up to the step that fails (fed to a copy of the state from before it)."""
+        parts = []
+        for start in range(0, len(data), self.SALVAGE_STEP):
+            try:
+                parts.append(state.decompress(data[start:start + self.SALVAGE_STEP]))
+            except zlib.error:
+                self.corrupt_at = self._consumed + start
+                break
+        return b"".join(parts)
+
+
 class _CompleteLines(io.RawIOBase):
     """A read-only stream of ``raw`` that withholds a last line cut short (no newline and not ``complete``).
 
-    A gzip stream that ends before its trailer is reported (``gzip_truncated``) and read up to where it stops.
+    Reading a ``_Gunzip`` source, a stream that ends early or turns corrupt is read up to where it stops.
     """
 
-    def __init__(self, raw: pa.NativeFile, complete: Callable[[bytes, bytes], bool],
+    def __init__(self, raw: pa.NativeFile | _Gunzip, complete: Callable[[bytes, bytes], bool],
                  chunk_bytes: int = 1 << 20) -> None:
         super().__init__()
         self._raw = raw
@@ -141,19 +212,16 @@ class _CompleteLines(io.RawIOBase):
         self._eof = False
         self.bytes = 0
         self.truncated_tail = b""
-        self.gzip_truncated = False
+
+    @property
+    def gunzip(self) -> _Gunzip | None:
+        return self._raw if isinstance(self._raw, _Gunzip) else None
 
     def readable(self) -> bool:
         return True
 
     def _read_raw(self) -> bytes:
-        try:
-            return self._raw.read(self._chunk)
-        except OSError as exc:
-            if "truncated" not in str(exc).lower():
-                raise ConfigError(f"the compressed k6 output is corrupt: {exc}") from exc
-            self.gzip_truncated = True
-            return b""
+        return self._raw.read(self._chunk)
 
     def _fill(self) -> None:
         while not self._ready and not self._eof:
@@ -201,7 +269,7 @@ def _open_source(src: Path, complete: Callable[[bytes, bytes], bool]
             raw.seek(0)
             return raw, raw
     raw.seek(0)
-    return raw, _CompleteLines(pa.CompressedInputStream(raw, "gzip") if compressed else raw, complete)
+    return raw, _CompleteLines(_Gunzip(raw) if compressed else raw, complete)
 
 
 def _samples_table(when: pa.Array, metric: pa.Array, value: pa.Array, tags: dict[str, pa.Array]
@@ -437,6 +505,13 @@ def _ingest(src: Path, dest: Path, progress: Progress | None, line_complete: Cal
         os.replace(tmp, dest)
     except OSError as exc:
         raise ConfigError(f"cannot write {dest}: {exc}") from exc
+    except ConfigError as exc:
+        gunzip = source.gunzip if isinstance(source, _CompleteLines) else None
+        if gunzip is None or not gunzip.corrupt:
+            raise
+        raise ConfigError(f"{src}: gzip stream is corrupt at compressed byte {gunzip.corrupt_at} of {total} "
+                          f"({gunzip.corrupt}), and what deflate decoded just before it is garbage too: {exc}"
+                          ) from exc
     finally:
         raw.close()
         tmp.unlink(missing_ok=True)
@@ -449,8 +524,14 @@ def _ingest(src: Path, dest: Path, progress: Progress | None, line_complete: Cal
             f"{src}: last line is cut off ({len(lines.truncated_tail)} bytes without a newline; k6 was probably "
             f"killed while writing); ingested the {stats.lines} complete lines before it"
         )
-    if lines and lines.gzip_truncated:
-        stats.warnings.append(f"{src}: gzip stream ends early (k6 was probably killed); read what was there")
+    gunzip = lines.gunzip if lines else None
+    if gunzip and gunzip.truncated:
+        stats.warnings.append(f"{src}: gzip stream ends early (k6 was probably killed while writing); ingested "
+                              f"the {stats.lines} complete lines decompressed before the cut")
+    if gunzip and gunzip.corrupt:
+        stats.warnings.append(f"{src}: gzip stream is corrupt at compressed byte {gunzip.corrupt_at} of {total} "
+                              f"({gunzip.corrupt}; e.g. a tail zero-filled after a crash); ingested the "
+                              f"{stats.lines} complete lines before it, nothing after it can be read")
     if dropped:
         stats.warnings.append(f"{src}: {dropped} samples without metric, time or value were skipped")
     if stats.points == 0:
@@ -503,7 +584,6 @@ def _aggregate(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         return rows.groupby(by, observed=True)["value"].sum().rename(column)
 
     duration = metric_rows("http_req_duration")
-    payment = metric_rows("payment_duration")
     parts = [
         summed("http_reqs", "requests"),
         summed("http_req_failed", "errors"),
@@ -511,8 +591,6 @@ def _aggregate(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         duration.groupby(by, observed=True)["value"].mean().rename("avg_ms"),
         _group_percentiles(duration[by], duration["value"].to_numpy(float),
                            {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}).set_index(by),
-        _group_percentiles(payment[by], payment["value"].to_numpy(float),
-                           {"payment_p95_ms": 0.95}).set_index(by),
     ]
     keys = frame[by].drop_duplicates().set_index(by).index
     out = pd.DataFrame(index=keys)
@@ -565,13 +643,10 @@ def write_per_second(samples_parquet: str | os.PathLike, dest_parquet: str | os.
     """Compute ``per_second`` from ``samples.parquet`` and write it (zstd) to ``dest_parquet``; returns it."""
     frame = per_second(samples_parquet)
     dest = Path(dest_parquet)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     try:
-        table = pa.Table.from_pandas(frame, schema=PER_SECOND_SCHEMA, preserve_index=False)
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            table = pa.Table.from_pandas(frame, schema=PER_SECOND_SCHEMA, preserve_index=False)
+            pq.write_table(table, tmp, compression="zstd")
     except OSError as exc:
         raise ConfigError(f"cannot write {dest}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return frame

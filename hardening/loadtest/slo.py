@@ -27,8 +27,8 @@ import yaml
 
 from hardening.errors import ConfigError
 from hardening.loadtest import k6stats
+from hardening.record.model import COUNTER, GAUGE, RATE, TREND, SloOrigin, SloResult, SloStatus
 
-TREND, COUNTER, RATE, GAUGE = "trend", "counter", "rate", "gauge"
 METRIC_TYPES = (TREND, COUNTER, RATE, GAUGE)
 
 BUILTIN_METRICS: dict[str, str] = {
@@ -104,6 +104,7 @@ class Objective:
     delay_abort_eval: str | None = None
     metric_type: str = TREND
     key: str = ""  # the threshold key exactly as written, e.g. "http_req_duration{scenario:spike}"
+    origin: SloOrigin = SloOrigin.SLO_FILE
     raw_entry: str | dict[str, Any] | None = field(default=None, repr=False)  # as written in the file
 
     def k6_entry(self) -> str | dict[str, Any]:
@@ -120,6 +121,7 @@ class Objective:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("raw_entry")
+        out["origin"] = str(self.origin)
         return out
 
 
@@ -174,32 +176,6 @@ class SloSpec:
                 stats.append(obj.aggregation)
         stats.append("count")
         return ",".join(stats)
-
-
-@dataclass
-class SloResult:
-    """The verdict on one objective; ``margin`` > 0 means room left."""
-
-    name: str
-    metric: str
-    expression: str
-    aggregation: str
-    op: str
-    target: float
-    observed: float | None
-    margin: float | None
-    status: str  # "pass" | "fail" | "no_data"
-    k6_failed: bool | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    metric_type: str = TREND
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "pass"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------- loading
@@ -438,13 +414,14 @@ def _suggest(name: str, candidates: Any) -> str:
 # --------------------------------------------------------------------------- evaluation
 
 
-def _verdict(obj: Objective, observed: float | None, *, k6_failed: bool | None = None,
-             detail: str = "") -> SloResult:
+def judge(obj: Objective, observed: float | None, *, k6_failed: bool | None = None,
+          detail: str = "") -> SloResult:
+    """The verdict on ``obj`` for one observed value (None or NaN: no data, which fails)."""
     if observed is None or math.isnan(observed):
-        status, margin, observed = "no_data", None, None
+        status, margin, observed = SloStatus.NO_DATA, None, None
     else:
         passed = OPERATORS[obj.op](observed, obj.target)
-        status = "pass" if passed else "fail"
+        status = SloStatus.PASS if passed else SloStatus.FAIL
         if obj.op in ("<", "<="):
             margin = obj.target - observed
         elif obj.op in (">", ">="):
@@ -454,7 +431,7 @@ def _verdict(obj: Objective, observed: float | None, *, k6_failed: bool | None =
     return SloResult(name=obj.name, metric=obj.metric, expression=obj.expression.strip(),
                      aggregation=obj.aggregation, op=obj.op, target=obj.target, observed=observed,
                      margin=margin, status=status, k6_failed=k6_failed, tags=dict(obj.tags),
-                     metric_type=obj.metric_type, detail=detail)
+                     metric_type=obj.metric_type, detail=detail, origin=obj.origin)
 
 
 def _summary_key_candidates(obj: Objective) -> list[str]:
@@ -518,11 +495,11 @@ def evaluate_summary(spec: SloSpec, summary: Mapping[str, Any],
         values, thresholds = _summary_entry(metrics, obj)
         k6_failed = thresholds.get(obj.expression, thresholds.get(obj.expression.strip()))
         if values is None:
-            results.append(_verdict(obj, None, k6_failed=k6_failed,
+            results.append(judge(obj, None, k6_failed=k6_failed,
                                     detail=f"metric {obj.key!r} is not in the k6 summary: no samples"))
             continue
         observed, detail = _observed_from_summary(obj, values, metrics, counts)
-        results.append(_verdict(obj, observed, k6_failed=k6_failed, detail=detail))
+        results.append(judge(obj, observed, k6_failed=k6_failed, detail=detail))
     return results
 
 
@@ -569,7 +546,7 @@ def evaluate_samples(spec: SloSpec, samples: Any, duration_s: float | None = Non
     for obj in spec.objectives:
         missing_tags = [t for t in obj.tags if t not in samples.columns]
         if missing_tags:
-            results.append(_verdict(obj, None, detail=f"no samples: tag(s) {', '.join(missing_tags)} "
+            results.append(judge(obj, None, detail=f"no samples: tag(s) {', '.join(missing_tags)} "
                                                       "not recorded in the samples"))
             continue
         mask = (samples["metric"] == obj.metric).to_numpy(dtype=bool)
@@ -578,7 +555,7 @@ def evaluate_samples(spec: SloSpec, samples: Any, duration_s: float | None = Non
         rows = samples.loc[mask]
         values = rows["value"].to_numpy(dtype=float)
         observed, detail = _observed_from_samples(obj, values, rows, samples, duration_s)
-        results.append(_verdict(obj, observed, detail=detail))
+        results.append(judge(obj, observed, detail=detail))
     return results
 
 
@@ -615,9 +592,9 @@ def _observed_from_samples(obj: Objective, values: Any, rows: Any, samples: Any,
     return k6stats.percentile(values, 0.5), ""  # med
 
 
-def overall_status(results: list[SloResult]) -> str:
-    """``"pass"`` only if there is at least one result and every one passed (no_data fails)."""
-    return "pass" if results and all(r.status == "pass" for r in results) else "fail"
+def overall_status(results: list[SloResult]) -> SloStatus:
+    """PASS only if there is at least one result and every one passed (no_data fails)."""
+    return SloStatus.PASS if results and all(r.ok for r in results) else SloStatus.FAIL
 
 
 def format_value(metric_type: str, aggregation: str, value: float | None) -> str:

@@ -1,4 +1,5 @@
-"""Run records as data: ``load_runs(path)`` gives one DataFrame row per run; ``load_run(dir)`` one run.
+"""The one reader of run records: ``read_record(dir)`` one typed record, ``load_run(dir)`` one run with its
+data, ``load_runs(path)`` one DataFrame row per run.
 
 A history is the set of ``<root>/<run_id>/run.json`` files (contract: README, "The run record"). Loading reads
 only ``run.json`` (with orjson), so 10,000 records load in well under two seconds. A record that cannot
@@ -17,11 +18,10 @@ import orjson
 import pandas as pd
 
 from hardening.errors import ConfigError
+from hardening.record.layout import RunLayout
+from hardening.record.model import TREND, RunRecord, RunStatus, SloStatus
 
-TREND_METRICS = ("http_req_duration", "payment_duration")
-SCALARS = ("requests", "rps", "error_rate", "checks_rate", "payments_successful", "payments_failed",
-           "iterations", "vus_max")
-BASE_COLUMNS = ["run_id", "status", "started_at", "finished_at", "duration_s", "environment", "profile",
+BASE_COLUMNS = ["run_id", "status", "started_at", "finished_at", "duration_s", "environment", "profile", "script_sha256",
                 "script", "target", "commit", "branch", "actor", "k6_version", "k6_exit_code",
                 "slo_total", "slo_failed", "slo_no_data", "slo_results", "redis_server", "warnings", "path"]
 
@@ -51,42 +51,44 @@ def stat_key(stat: str) -> str:
     return stat.replace("(", "").replace(")", "")
 
 
-def flatten_record(rec: dict[str, Any], path: str = "") -> dict[str, Any]:
-    """One history row from a ``run.json`` object (missing fields become None)."""
-    git = rec.get("git") or {}
-    k6 = rec.get("k6") or {}
-    metrics = rec.get("metrics") or {}
-    slo = rec.get("slo_results") or []
+def flatten_record(rec: RunRecord, path: str = "") -> dict[str, Any]:
+    """One history row from a run record: fixed columns, then every Trend's stats as
+    ``<metric>_<stat>`` and every custom Counter/Rate/Gauge as ``<metric>_<value>``, then ``redis.*``."""
+    m = rec.metrics
     row: dict[str, Any] = {
-        "run_id": rec.get("run_id"),
-        "status": rec.get("status"),
-        "started_at": rec.get("started_at"),
-        "finished_at": rec.get("finished_at"),
-        "duration_s": rec.get("duration_s"),
-        "environment": rec.get("environment"),
-        "profile": rec.get("profile"),
-        "script": rec.get("script"),
-        "target": rec.get("target"),
-        "commit": git.get("commit"),
-        "branch": git.get("branch"),
-        "actor": git.get("actor"),
-        "k6_version": k6.get("version"),
-        "k6_exit_code": k6.get("exit_code"),
-        "slo_total": len(slo),
-        "slo_failed": sum(1 for s in slo if s.get("status") == "fail"),
-        "slo_no_data": sum(1 for s in slo if s.get("status") == "no_data"),
-        "slo_results": slo,
-        "redis_server": (rec.get("redis") or {}).get("server"),
-        "warnings": len(rec.get("warnings") or []),
+        "run_id": rec.run_id,
+        "status": str(rec.status),
+        "started_at": rec.started_at,
+        "finished_at": rec.finished_at,
+        "duration_s": rec.duration_s,
+        "environment": rec.environment,
+        "profile": rec.profile,
+        "script": rec.script,
+        "script_sha256": rec.script_sha256,
+        "target": rec.target,
+        "commit": rec.git.commit,
+        "branch": rec.git.branch,
+        "actor": rec.git.actor,
+        "k6_version": rec.k6.version,
+        "k6_exit_code": rec.k6.exit_code,
+        "slo_total": len(rec.slo_results),
+        "slo_failed": sum(1 for s in rec.slo_results if s.status == SloStatus.FAIL),
+        "slo_no_data": sum(1 for s in rec.slo_results if s.status == SloStatus.NO_DATA),
+        "slo_results": [s.to_dict() for s in rec.slo_results],
+        "redis_server": (rec.redis or {}).get("server"),
+        "warnings": len(rec.warnings),
         "path": path,
+        "requests": m.requests, "rps": m.rps, "error_rate": m.error_rate, "checks_rate": m.checks_rate,
+        "iterations": m.iterations, "vus_max": m.vus_max,
     }
-    for name in SCALARS:
-        row[name] = metrics.get(name)
-    for metric in TREND_METRICS:
-        for stat, value in (metrics.get(metric) or {}).items():
+    for metric, stats in m.trends().items():
+        for stat, value in stats.items():
             row[f"{metric}_{stat_key(stat)}"] = value
-    summary = (rec.get("redis") or {}).get("summary") or {}
-    for key, value in _flat(summary, "redis."):
+    for metric, custom in m.custom.items():
+        if custom.type != TREND:
+            for stat, value in custom.values.items():
+                row[f"{metric}_{stat}"] = value
+    for key, value in _flat(rec.redis_summary, "redis."):
         row[key] = value
     return row
 
@@ -103,14 +105,14 @@ def _flat(obj: Any, prefix: str) -> list[tuple[str, Any]]:
 
 
 def _scan(root: Path) -> list[Path]:
-    if (root / "run.json").is_file():
-        return [root / "run.json"]
+    if RunLayout(root).run_json.is_file():
+        return [RunLayout(root).run_json]
     try:
-        entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+        entries = [e for e in os.scandir(root) if e.is_dir() and RunLayout.is_record_dir_name(e.name)]
     except FileNotFoundError:
         raise ConfigError(f"history folder {root} does not exist; pass --history with a folder of run "
                           "records (data/runs) or run `hardening loadtest` first") from None
-    return [Path(e.path) / "run.json" for e in sorted(entries, key=lambda e: e.name)]
+    return [RunLayout(Path(e.path)).run_json for e in sorted(entries, key=lambda e: e.name)]
 
 
 def load_runs(path: str | os.PathLike[str] = "data/runs", environment: str | None = None,
@@ -125,11 +127,9 @@ def load_runs(path: str | os.PathLike[str] = "data/runs", environment: str | Non
     skipped: list[tuple[str, str]] = []
     for run_json in _scan(root):
         try:
-            rec = orjson.loads(run_json.read_bytes())
-            if not isinstance(rec, dict) or not rec.get("run_id"):
-                raise ValueError("not a run record (no run_id)")
+            rec = RunRecord.from_dict(orjson.loads(run_json.read_bytes()), "run.json")
             rows.append(flatten_record(rec, str(run_json.parent)))
-        except (OSError, ValueError, TypeError, AttributeError) as exc:  # orjson.JSONDecodeError is a ValueError
+        except (OSError, ValueError, ConfigError) as exc:  # orjson.JSONDecodeError is a ValueError
             reason = "missing run.json" if isinstance(exc, FileNotFoundError) else str(exc).splitlines()[0]
             skipped.append((str(run_json.parent), reason))
             warnings.warn(f"skipped run record {run_json.parent.name}: {reason}", RecordWarning, stacklevel=2)
@@ -179,18 +179,25 @@ class RunData:
     """Everything a report needs from one run folder; absent parts are empty, never an exception."""
 
     path: Path
-    record: dict[str, Any]
+    record: RunRecord
     per_second: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
-    redis_dir: Path | None = None
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.path)
 
     @property
     def run_id(self) -> str:
-        return str(self.record.get("run_id"))
+        return self.record.run_id
 
     @property
     def has_samples(self) -> bool:
-        return (self.path / "samples.parquet").is_file()
+        return self.layout.has_samples
+
+    @property
+    def redis_dir(self) -> Path | None:
+        return self.layout.redis_dir if self.layout.redis_dir.is_dir() else None
 
     def samples(self, metric: str | None = None) -> pd.DataFrame:
         """Raw k6 samples (empty frame when the record kept only per-second aggregates)."""
@@ -198,53 +205,51 @@ class RunData:
             return pd.DataFrame(columns=["time", "metric", "value", "scenario"])
         from hardening.loadtest.samples import load_samples
 
-        return load_samples(self.path / "samples.parquet", metrics=[metric] if metric else None)
+        return load_samples(self.layout.samples, metrics=[metric] if metric else None)
 
 
-def read_record(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` of ``run_dir``; ConfigError (exit 2) naming the file when missing or corrupt."""
-    run_json = run_dir / "run.json"
+def read_record(run_dir: str | os.PathLike[str]) -> RunRecord:
+    """The run record of ``run_dir``; ConfigError (exit 2) naming the file when missing, corrupt, or
+    written by a newer hardening. Version-1 records are migrated."""
+    run_json = RunLayout(Path(run_dir)).run_json
     try:
-        rec = orjson.loads(run_json.read_bytes())
+        data = orjson.loads(run_json.read_bytes())
     except FileNotFoundError:
         raise ConfigError(f"{run_json} not found: --run must name a run folder such as data/runs/<run_id>") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{run_json} is not a readable run record ({exc}); rerun the load test") from None
-    if not isinstance(rec, dict) or not rec.get("run_id"):
-        raise ConfigError(f"{run_json} is not a run record (no run_id)")
-    return rec
+    return RunRecord.from_dict(data, str(run_json))
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     """Load one run folder: run.json, per-second aggregates (computed from samples if needed), summary."""
     path = resolve_path(run_dir)
+    layout = RunLayout(path)
     rec = read_record(path)
     per_second = pd.DataFrame()
-    if (path / "per_second.parquet").is_file():
-        per_second = pd.read_parquet(path / "per_second.parquet")
-    elif (path / "samples.parquet").is_file():
+    if layout.per_second.is_file():
+        per_second = pd.read_parquet(layout.per_second)
+    elif layout.has_samples:
         from hardening.loadtest.samples import per_second as per_second_of  # the runner's own aggregation
 
-        per_second = per_second_of(path / "samples.parquet")
+        per_second = per_second_of(layout.samples)
     summary: dict[str, Any] = {}
-    if (path / "k6-summary.json").is_file():
+    if layout.k6_summary.is_file():
         try:
-            summary = orjson.loads((path / "k6-summary.json").read_bytes())
+            summary = orjson.loads(layout.k6_summary.read_bytes())
         except ValueError:
             warnings.warn(f"{path.name}: k6-summary.json is unreadable; checks are not shown", RecordWarning,
                           stacklevel=2)
-    redis_dir = path / "redis"
-    return RunData(path=path, record=rec, per_second=per_second, summary=summary,
-                   redis_dir=redis_dir if redis_dir.is_dir() else None)
+    return RunData(path=path, record=rec, per_second=per_second, summary=summary)
 
 
-def find_baseline(history: pd.DataFrame, record: dict[str, Any]) -> pd.Series | None:
+def find_baseline(history: pd.DataFrame, record: RunRecord) -> pd.Series | None:
     """The last passing run of the same environment and script that started before ``record``."""
     if history.empty:
         return None
-    started = pd.to_datetime(record.get("started_at"), utc=True, errors="coerce")
-    mask = ((history["status"] == "pass") & (history["run_id"] != record.get("run_id"))
-            & (history["environment"] == record.get("environment")) & (history["script"] == record.get("script")))
+    started = pd.to_datetime(record.started_at, utc=True, errors="coerce")
+    mask = ((history["status"] == RunStatus.PASS) & (history["run_id"] != record.run_id)
+            & (history["environment"] == record.environment) & (history["script"] == record.script))
     if started is not None and not pd.isna(started):
         mask &= history["started_at"] < started
     candidates = history[mask]

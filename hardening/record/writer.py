@@ -1,26 +1,25 @@
-"""The run record: one directory per run under ``data/runs/<run_id>/``, written atomically.
+"""The one writer of run records: one directory per run under ``data/runs/<run_id>/``, written atomically.
 
-Everything is first written into ``<root>/.tmp-<run_id>/``; ``finalize()`` writes ``run.json`` last
-and renames the directory into place, so a directory without the ``.tmp-`` prefix is always
-complete. Loaders ignore ``.tmp-*`` leftovers of a killed process. The contract of ``run.json`` is
-described in README ("Run record").
+Everything is first written into ``<root>/.tmp-<run_id>/`` (``writer.layout`` names every file);
+``finalize()`` writes ``run.json`` last and renames the directory into place, so a directory without
+the ``.tmp-`` prefix is always complete. Readers ignore ``.tmp-*`` leftovers of a killed process.
+The contract of ``run.json`` is :class:`hardening.record.model.RunRecord`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import secrets
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
+from hardening.atomic import write_json
 from hardening.errors import ConfigError
 from hardening.masking import mask_obj
-
-SCHEMA_VERSION = 1
+from hardening.record.layout import RunLayout
+from hardening.record.model import RunRecord
 
 
 def utcnow() -> dt.datetime:
@@ -51,13 +50,6 @@ def new_run_id(commit: str | None, now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{(commit or 'nogit')[:7]}-{secrets.token_hex(2)}"
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and ``os.replace``: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class RunRecordWriter:
     """Builds one run record in a temporary directory and publishes it with one rename."""
 
@@ -66,7 +58,7 @@ class RunRecordWriter:
         self.run_id = run_id
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self.tmp = self.root / f".tmp-{run_id}"
+            self.tmp = self.root / f"{RunLayout.TMP_PREFIX}{run_id}"
             self.tmp.mkdir()
             probe = self.tmp / ".write-probe"
             probe.write_text("ok")
@@ -77,15 +69,15 @@ class RunRecordWriter:
                 "Choose a writable directory with --out."
             ) from exc
         self.final = self.root / run_id
+        self.layout = RunLayout(self.tmp)
 
-    def path(self, name: str) -> Path:
-        return self.tmp / name
-
-    def finalize(self, run: dict[str, Any]) -> Path:
+    def finalize(self, record: RunRecord) -> Path:
         """Mask, write ``run.json`` last, and move the record into place."""
-        run = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **run}
-        run["files"] = [*sorted(p.name for p in self.tmp.iterdir() if not p.name.startswith(".")), "run.json"]
-        write_json(self.tmp / "run.json", mask_obj(run))
+        if record.run_id != self.run_id:
+            raise ValueError(f"record {record.run_id} given to the writer of {self.run_id}")
+        record.files = [*sorted(p.name for p in self.tmp.iterdir() if not p.name.startswith(".")),
+                        RunLayout.RUN_JSON]
+        write_json(self.layout.run_json, mask_obj(record.to_dict()))
         os.rename(self.tmp, self.final)
         return self.final
 

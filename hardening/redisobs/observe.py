@@ -4,35 +4,32 @@
         ...                                            # the load test
     obs.summary                                        # small dict for run.json's "redis" field
 
-Files in ``out_dir``: before.json, after.json, timeline.jsonl, comparison.json,
-redis-observability-report.md.
+Files: a :class:`hardening.record.layout.RedisLayout` (the run record's ``redis/`` folder), or a folder
+given as a path, which gets the same layout.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from hardening import atomic
 from hardening.masking import mask, mask_obj, mask_url
+from hardening.record.layout import RedisLayout
 from hardening.redisobs.compare import compare
 from hardening.redisobs.report_md import render
 from hardening.redisobs.sampler import Sampler, read_timeline
 from hardening.redisobs.snapshot import Collector
 
-FILES = ("before.json", "after.json", "timeline.jsonl", "comparison.json", "redis-observability-report.md")
-
 
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(mask_obj(obj), indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Masked JSON, written atomically."""
+    atomic.write_json(path, mask_obj(obj))
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(mask(text), encoding="utf-8")
-    tmp.replace(path)
+    """Masked text, written atomically."""
+    atomic.write_text(path, mask(text))
 
 
 def summarize(comparison: dict[str, Any]) -> dict[str, Any]:
@@ -70,10 +67,10 @@ def summarize(comparison: dict[str, Any]) -> dict[str, Any]:
 
 
 class Observation:
-    def __init__(self, url: str, out_dir: Path | str, interval: float = 1.0, include_args: bool = False,
-                 max_duration: float | None = None, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, files: RedisLayout | Path | str, interval: float = 1.0,
+                 include_args: bool = False, max_duration: float | None = None, timeout: float = 2.0) -> None:
         self.url = url
-        self.out_dir = Path(out_dir)
+        self.files = files if isinstance(files, RedisLayout) else RedisLayout.in_dir(Path(files))
         self.interval = interval
         self.max_duration = max_duration
         self.collector = Collector(url, timeout=timeout, include_args=include_args)
@@ -83,11 +80,11 @@ class Observation:
 
     def __enter__(self) -> Observation:
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.files.folder.mkdir(parents=True, exist_ok=True)
             self.before = self.collector.snapshot()
-            write_json(self.out_dir / "before.json", self.before)
+            write_json(self.files.before, self.before)
             nodes = self.collector.node_urls or self.collector.seeds
-            self.sampler = Sampler(nodes, self.out_dir / "timeline.jsonl", self.interval, self.max_duration)
+            self.sampler = Sampler(nodes, self.files.timeline, self.interval, self.max_duration)
             self.sampler.start()
         except Exception as exc:
             self.summary["error"] = mask(f"redis observation could not start: {type(exc).__name__}: {exc}")
@@ -107,16 +104,16 @@ class Observation:
         if self.sampler is not None:
             self.sampler.stop()
         after = self.collector.snapshot()
-        write_json(self.out_dir / "after.json", after)
-        timeline = read_timeline(self.out_dir / "timeline.jsonl")
+        write_json(self.files.after, after)
+        timeline = read_timeline(self.files.timeline)
         comparison = compare(self.before or {"nodes": [], "error": "no before snapshot"}, after, timeline)
         if self.sampler is not None and self.sampler.error:
             comparison["errors"].append(self.sampler.error)
-        write_json(self.out_dir / "comparison.json", comparison)
-        write_text(self.out_dir / "redis-observability-report.md", render(comparison))
+        write_json(self.files.comparison, comparison)
+        write_text(self.files.report_md, render(comparison))
         self.summary = summarize(comparison)
 
 
-def observe(url: str, out_dir: Path | str, interval: float = 1.0, include_args: bool = False,
-            max_duration: float | None = None) -> Observation:
-    return Observation(url, out_dir, interval=interval, include_args=include_args, max_duration=max_duration)
+def observe(url: str, files: RedisLayout | Path | str, interval: float = 1.0, include_args: bool = False,
+             max_duration: float | None = None) -> Observation:
+    return Observation(url, files, interval=interval, include_args=include_args, max_duration=max_duration)

@@ -26,8 +26,10 @@ from typing import Any
 import nbformat
 import orjson
 
+from hardening import atomic
 from hardening.errors import EXIT_FAIL, HardeningError
 from hardening.masking import mask
+from hardening.record.model import RunRecord
 from hardening.record.reader import read_record, resolve_path
 from hardening.reports.view import SUMMARY_MIMETYPE
 
@@ -115,9 +117,7 @@ class HtmlRenderer:
         nb.metadata["title"] = title
         with self._lock:
             body, _ = self.exporter.from_notebook_node(nb)
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        tmp.write_text(body, encoding="utf-8")
-        os.replace(tmp, dest)
+        atomic.write_text(dest, body)
         return len(body.encode("utf-8"))
 
 
@@ -212,7 +212,7 @@ def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLik
         start = time.perf_counter()
         executed = execute(job, out)
         dest = out / f"{job.name}.html"
-        size = renderer.render(executed, dest, f"{job.title} — {record.get('run_id')}")
+        size = renderer.render(executed, dest, f"{job.title} — {record.run_id}")
         seconds = time.perf_counter() - start
         progress(f"[{i}/{total}] {job.name}: done in {seconds:.1f} s -> {dest} ({size / 1024:.0f} KB)")
         return ReportResult(job, dest, executed, _read_summary(job.parameters["summary_path"]), seconds, size)
@@ -242,7 +242,7 @@ INDEX_STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:
 li{margin:6px 0}.muted{color:#57606a;font-size:13px}"""
 
 
-def write_index(out: Path, record: dict[str, Any], results: list[ReportResult]) -> Path:
+def write_index(out: Path, record: RunRecord, results: list[ReportResult]) -> Path:
     """``index.html``: verdict, baseline sentence, history alert, then links (all strings escaped)."""
     from hardening.reports.view import verdict_text
 
@@ -262,19 +262,14 @@ def write_index(out: Path, record: dict[str, Any], results: list[ReportResult]) 
         cfr = by_name["deployments"].summary.get("change_failure_rate")
         if cfr is not None:
             lines.append(f"Deployments: change failure rate {cfr * 100:.0f}%")
-    git = record.get("git") or {}
-    facts = (f"run {record.get('run_id')} · environment {record.get('environment')} · branch {git.get('branch')} · "
-             f"started {record.get('started_at')}")
+    facts = (f"run {record.run_id} · environment {record.environment} · branch {record.git.branch} · "
+             f"started {record.started_at}")
     e = lambda s: html.escape(mask(str(s)), quote=True)  # noqa: E731
     links = "".join(f'<li><a href="{e(r.html.name)}">{e(r.job.title)}</a> <span class="muted">({r.html_bytes / 1024:.0f} KB;'
                     f' executed notebook: <a href="{e(r.ipynb.name)}">{e(r.ipynb.name)}</a>)</span></li>' for r in results)
     body = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>Load-test reports — {e(record.get("run_id"))}'
+            f'content="width=device-width, initial-scale=1"><title>Load-test reports — {e(record.run_id)}'
             f'</title><style>{INDEX_STYLE}</style></head><body><div class="banner {cls}" id="verdict">'
             f"<h1>Verdict: {e(status)}</h1>" + "".join(f"<div>{e(x)}</div>" for x in lines)
             + f'</div><p class="muted">{e(facts)}</p><h2>Reports</h2><ul>{links}</ul></body></html>')
-    dest = out / "index.html"
-    tmp = dest.with_name(f".index.html.tmp-{os.getpid()}")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, dest)
-    return dest
+    return atomic.write_text(out / "index.html", body)

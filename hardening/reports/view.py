@@ -17,11 +17,11 @@ import orjson
 import pandas as pd
 from IPython.display import HTML, display
 
+from hardening import atomic
 from hardening.masking import mask
+from hardening.record.model import COUNTER, GAUGE, RATE, RunRecord, SloResult, SloStatus
 
 SUMMARY_MIMETYPE = "application/vnd.hardening.summary+json"
-K6_BUILTIN = ("vus", "vus_max", "iterations", "iteration_duration", "dropped_iterations", "data_received",
-              "data_sent", "checks", "http_reqs", "group_duration")
 
 STYLE = """<style>
 .hz-banner{padding:14px 18px;border-radius:6px;margin:6px 0 12px;font:16px/1.4 system-ui,sans-serif;color:#fff}
@@ -75,83 +75,70 @@ def table(df: pd.DataFrame, caption: str | None = None, max_rows: int = 60) -> H
 # ---------------------------------------------------------------- one run
 
 
-def failed_slos(record: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in record.get("slo_results") or [] if s.get("status") in ("fail", "no_data")]
+def failed_slos(record: RunRecord) -> list[SloResult]:
+    return record.failed_slos
 
 
-def verdict_text(record: dict[str, Any]) -> tuple[str, str]:
+def verdict_text(record: RunRecord) -> tuple[str, str]:
     """(``PASS``/``FAIL``/..., one sentence saying which SLO failed and by how much)."""
-    status = str(record.get("status") or "unknown").upper()
-    slos = record.get("slo_results") or []
-    bad = failed_slos(record)
+    status = str(record.status).upper()
+    slos = record.slo_results
+    bad = record.failed_slos
     if not slos:
         return status, "no SLO results in this run record"
     if not bad:
         return status, f"all {len(slos)} SLOs met"
     parts = []
     for s in bad:
-        if s.get("status") == "no_data":
-            parts.append(f"{s.get('name')}: no data")
+        if s.status == SloStatus.NO_DATA:
+            parts.append(f"{s.name}: no data")
         else:
-            parts.append(f"{s.get('name')}: observed {fmt(s.get('observed'), 2)}, "
-                         f"{fmt(abs(s.get('margin') or 0.0), 2)} beyond target {fmt(s.get('target'), 2)}")
+            parts.append(f"{s.name}: observed {fmt(s.observed, 2)}, "
+                         f"{fmt(abs(s.margin or 0.0), 2)} beyond target {fmt(s.target, 2)}")
     return status, f"{len(bad)} of {len(slos)} SLOs not met — " + "; ".join(parts)
 
 
-def verdict_banner(record: dict[str, Any]) -> HTML:
+def verdict_banner(record: RunRecord) -> HTML:
     status, sentence = verdict_text(record)
     cls = {"PASS": "hz-pass", "FAIL": "hz-fail"}.get(status, "hz-other")
-    git = record.get("git") or {}
-    facts = (f"run {record.get('run_id')} · environment {record.get('environment')} · profile "
-             f"{record.get('profile')} · script {record.get('script')} · branch {git.get('branch')} · commit "
-             f"{(git.get('commit') or 'n/a')[:12]} · started {record.get('started_at')} · "
-             f"{fmt(record.get('duration_s'))} s · target {record.get('target')}")
+    facts = (f"run {record.run_id} · environment {record.environment} · profile "
+             f"{record.profile} · script {record.script} · branch {record.git.branch} · commit "
+             f"{(record.git.commit or 'n/a')[:12]} · started {record.started_at} · "
+             f"{fmt(record.duration_s)} s · target {record.target}")
     return HTML(f'{STYLE}<div class="hz-banner {cls}" id="verdict"><h2>Verdict: {esc(status)}</h2>'
                 f"<div>{esc(sentence)}</div><div style=\"font-size:13px;opacity:.9\">{esc(facts)}</div></div>")
 
 
-def slo_frame(record: dict[str, Any]) -> pd.DataFrame:
-    rows = [{"SLO": s.get("name"), "observed": s.get("observed"), "target": s.get("target"),
-             "op": s.get("op"), "margin": s.get("margin"), "result": str(s.get("status", "")).upper().replace("_", "-"),
-             "k6 said failed": s.get("k6_failed")} for s in record.get("slo_results") or []]
-    return pd.DataFrame(rows, columns=["SLO", "observed", "target", "op", "margin", "result", "k6 said failed"])
+def slo_frame(record: RunRecord) -> pd.DataFrame:
+    rows = [{"SLO": s.name, "origin": str(s.origin), "observed": s.observed, "target": s.target, "op": s.op,
+             "margin": s.margin, "result": str(s.status).upper().replace("_", "-"), "k6 said failed": s.k6_failed}
+            for s in record.slo_results]
+    return pd.DataFrame(rows, columns=["SLO", "origin", "observed", "target", "op", "margin", "result",
+                                       "k6 said failed"])
 
 
-def key_metrics_frame(record: dict[str, Any]) -> pd.DataFrame:
-    m = record.get("metrics") or {}
-    rows = [{"metric": k, "value": m.get(k)} for k in ("requests", "rps", "error_rate", "checks_rate",
-                                                       "iterations", "vus_max", "payments_successful",
-                                                       "payments_failed") if k in m]
+def key_metrics_frame(record: RunRecord) -> pd.DataFrame:
+    m = record.metrics
+    rows = [{"metric": k, "value": getattr(m, k)} for k in ("requests", "rps", "error_rate", "checks_rate",
+                                                            "iterations", "vus_max")]
     return pd.DataFrame(rows, columns=["metric", "value"])
 
 
-def trend_frame(record: dict[str, Any], summary: dict[str, Any]) -> pd.DataFrame:
-    """Trend metrics (http_req_duration, payment_duration, custom trends like queue durations) in ms."""
-    rows: dict[str, dict[str, Any]] = {}
-    for name, values in (summary.get("metrics") or {}).items():
-        if isinstance(values, dict) and "avg" in values and (name not in K6_BUILTIN or name == "iteration_duration"):
-            if name.startswith("http_req_") and name != "http_req_duration":
-                continue
-            rows[name] = {"metric": name, **{k: values.get(k) for k in ("avg", "med", "p(90)", "p(95)", "p(99)",
-                                                                        "max")}}
-    for name in ("http_req_duration", "payment_duration"):
-        stats = (record.get("metrics") or {}).get(name)
-        if stats:
-            rows[name] = {"metric": name, **{k: stats.get(k) for k in ("avg", "med", "p(90)", "p(95)", "p(99)",
-                                                                       "max")}}
-    return pd.DataFrame(list(rows.values()), columns=["metric", "avg", "med", "p(90)", "p(95)", "p(99)", "max"])
+def trend_frame(record: RunRecord, summary: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Every Trend metric of the run (http_req_duration first, then the script's own Trends) in ms."""
+    stats = ("avg", "med", "p(90)", "p(95)", "p(99)", "max")
+    rows = [{"metric": name, **{k: values.get(k) for k in stats}} for name, values in record.metrics.trends().items()]
+    return pd.DataFrame(rows, columns=["metric", *stats])
 
 
-def counter_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    """Custom counters and rates of the k6 summary (payments succeeded/failed, ...)."""
+def counter_frame(record: RunRecord) -> pd.DataFrame:
+    """The script's own Counters, Rates and Gauges, each with its kind (Trends are in ``trend_frame``)."""
     rows = []
-    for name, values in (summary.get("metrics") or {}).items():
-        if name in K6_BUILTIN or name.startswith("http_req") or not isinstance(values, dict):
-            continue
-        if "count" in values:
-            rows.append({"metric": name, "kind": "counter", "value": values.get("count"), "rate": values.get("rate")})
-        elif "passes" in values or ("value" in values and "avg" not in values and "min" not in values):
-            rows.append({"metric": name, "kind": "rate", "value": values.get("value"), "rate": None})
+    for name, m in sorted(record.metrics.custom.items()):
+        if m.type == COUNTER:
+            rows.append({"metric": name, "kind": "counter", "value": m.values.get("count"), "rate": m.values.get("rate")})
+        elif m.type in (RATE, GAUGE):
+            rows.append({"metric": name, "kind": m.type, "value": m.values.get("value"), "rate": None})
     return pd.DataFrame(rows, columns=["metric", "kind", "value", "rate"])
 
 
@@ -193,8 +180,8 @@ def scenario_frame(per_second: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out[out["scenario"] != "all"], out[out["scenario"] == "all"]], ignore_index=True)
 
 
-def warnings_html(record: dict[str, Any]) -> HTML:
-    items = record.get("warnings") or []
+def warnings_html(record: RunRecord) -> HTML:
+    items = record.warnings
     if not items:
         return note("No warnings recorded for this run.")
     return HTML("<h4>Warnings</h4><ul>" + "".join(f"<li>{esc(w)}</li>" for w in items) + "</ul>")
@@ -223,9 +210,7 @@ def emit(summary_path: str | os.PathLike[str] | None, data: dict[str, Any]) -> N
     if summary_path:
         dest = Path(summary_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, dest)
+        atomic.write_bytes(dest, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     display({SUMMARY_MIMETYPE: payload}, raw=True)
 
 

@@ -1,0 +1,105 @@
+"""Every path inside a run record, named once.
+
+``RunLayout(run_dir)`` knows where each file of the record lives; producers and readers ask it
+instead of spelling file names. The Redis observation writes the ``redis/`` folder through
+:class:`RedisLayout`, which the ``hardening redis`` commands also use for their own file names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RedisLayout:
+    """The files of one Redis observation (before/after snapshots, sampler timeline, comparison)."""
+
+    before: Path
+    after: Path
+    timeline: Path
+    comparison: Path
+    report_md: Path
+
+    @classmethod
+    def in_dir(cls, folder: Path) -> RedisLayout:
+        folder = Path(folder)
+        return cls(before=folder / "before.json", after=folder / "after.json",
+                   timeline=folder / "timeline.jsonl", comparison=folder / "comparison.json",
+                   report_md=folder / "redis-observability-report.md")
+
+    @property
+    def folder(self) -> Path:
+        return self.before.parent
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of one run record folder (``data/runs/<run_id>/``, or its ``.tmp-`` twin while written)."""
+
+    root: Path
+
+    RUN_JSON = "run.json"
+    TMP_PREFIX = ".tmp-"
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / self.RUN_JSON
+
+    @property
+    def k6_summary(self) -> Path:
+        """k6's ``--summary-export`` (trend stats per ``--summary-trend-stats``)."""
+        return self.root / "k6-summary.json"
+
+    @property
+    def k6_log(self) -> Path:
+        return self.root / "k6-stdout.log"
+
+    @property
+    def k6_raw(self) -> Path:
+        """k6's ``--out json`` NDJSON; kept only with ``--keep-raw``."""
+        return self.root / "k6-raw.json"
+
+    @property
+    def slo_file(self) -> Path:
+        """The SLO file exactly as k6 used it."""
+        return self.root / "slo.json"
+
+    @property
+    def slo_result_txt(self) -> Path:
+        """``PASS`` or ``FAIL``: the seed's compatibility file."""
+        return self.root / "k6-slo-result.txt"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples.parquet"
+
+    @property
+    def per_second(self) -> Path:
+        return self.root / "per_second.parquet"
+
+    @property
+    def verdict(self) -> Path:
+        return self.root / "verdict.json"
+
+    @property
+    def k6_dir(self) -> Path:
+        """Files made for k6 (the wrapper module) and by the script's ``handleSummary``."""
+        return self.root / "k6"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def redis(self) -> RedisLayout:
+        return RedisLayout.in_dir(self.redis_dir)
+
+    @property
+    def has_samples(self) -> bool:
+        return self.samples.is_file()
+
+    @classmethod
+    def is_record_dir_name(cls, name: str) -> bool:
+        """Run folders are never hidden; ``.tmp-<id>`` folders are records still being written (or dead)."""
+        return not name.startswith(".")
