@@ -7,15 +7,18 @@ import os
 import sys
 from pathlib import Path
 
+from hardening.demo import DEMO_SCRIPT, DEMO_SLO
 from hardening.errors import EXIT_FAIL, EXIT_OK
 from hardening.loadtest.runner import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES, LoadTestOptions, run_loadtest
 from hardening.processes import STOP_SIGNALS
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--script", type=Path, default=DEFAULT_SCRIPT, help=f"k6 script (default {DEFAULT_SCRIPT})")
-    p.add_argument("--slo", type=Path, default=DEFAULT_SLO,
-                   help=f"SLO file, JSON or YAML; also k6's thresholds (default {DEFAULT_SLO})")
+def _add_common(p: argparse.ArgumentParser, script: Path, slo_help: str) -> None:
+    p.add_argument("--script", type=Path, default=script, help=f"k6 script (default {script})")
+    slo = p.add_mutually_exclusive_group()
+    slo.add_argument("--slo", type=Path, default=None, help=slo_help)
+    slo.add_argument("--no-slo", action="store_true",
+                     help="no SLO file: record the run without gating it (exit 0 unless k6 errs)")
     p.add_argument("--profile", choices=PROFILES, default="demo",
                    help="load shape: quick (~8 s, tests), demo (~1 min), full (seed's ~8 min)")
     p.add_argument("--out", type=Path, default=Path("data/runs"),
@@ -40,7 +43,9 @@ def register(sub) -> None:
                    help="service under test (default $BASE_URL)")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
                    help="Redis to observe during the run (default $REDIS_URL; none: no Redis data)")
-    _add_common(p)
+    _add_common(p, DEFAULT_SCRIPT,
+                f"SLO file, JSON or YAML, merged with the script's own thresholds and handed to k6 (default "
+                f"{DEFAULT_SLO} when it exists here, else only the script's thresholds)")
     p.set_defaults(func=cmd_loadtest)
 
     d = sub.add_parser(
@@ -52,13 +57,13 @@ def register(sub) -> None:
     d.add_argument("--fault-error-rate", type=float, default=0.0, help="share of API requests answered 500")
     d.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (default reports)")
     d.add_argument("--no-report", dest="report", action="store_false", help="skip building HTML reports")
-    _add_common(d)
+    _add_common(d, DEMO_SCRIPT, "SLO file (default: the demo's own, shipped with hardening)")
     d.set_defaults(func=cmd_demo)
 
 
 def _options(args, base_url: str, redis_url: str | None) -> LoadTestOptions:
     return LoadTestOptions(
-        base_url=base_url, script=args.script, slo=args.slo, profile=args.profile, out=args.out,
+        base_url=base_url, script=args.script, slo=args.slo, no_slo=args.no_slo, profile=args.profile, out=args.out,
         warn_only=args.warn_only, environment=args.environment, redis_url=redis_url,
         redis_interval=args.redis_interval, keep_raw=args.keep_raw, progress=args.progress,
     )
@@ -80,6 +85,8 @@ def cmd_demo(args) -> int:
 
 
 def _demo(args) -> int:
+    if args.slo is None and not args.no_slo and args.script == DEMO_SCRIPT:
+        args.slo = DEMO_SLO
     from hardening.demo.embedded_redis import EmbeddedRedis
     from hardening.demo.service import DemoService
 

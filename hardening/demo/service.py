@@ -72,6 +72,7 @@ from hardening.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, 
 from hardening.masking import mask, mask_url, secret_values
 from hardening.net import free_port
 from hardening.processes import STOP_SIGNALS, stop_process
+from hardening.redisobs.connection import validated_urls
 
 log = logging.getLogger("hardening.demo.service")
 
@@ -492,8 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                               "admin routes; use a loopback address (127.0.0.1) or pass --allow-external")
         if not redis_url:
             raise ConfigError("no Redis URL: pass --redis-url or set REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
-        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"--redis-url {mask_url(redis_url)!r}: expected redis://, rediss:// or unix://")
+        validated_urls(redis_url, "--redis-url / REDIS_URL")
         settings = Settings.from_env(redis_url, args.service_version, os.environ)
         sock = _bind(args.host, args.port)
     except ConfigError as exc:

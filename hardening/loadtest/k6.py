@@ -201,6 +201,7 @@ class K6Run:
     on_progress: Callable[[LiveStats], None] | None = None
     trend_stats: str = TREND_STATS
     extra_args: list[str] = field(default_factory=list)
+    cwd: Path | None = None  # k6's working directory: where handleSummary's relative files land
 
     def command(self, address: str) -> list[str]:
         return [
@@ -219,7 +220,7 @@ class K6Run:
             try:
                 with STOP_SIGNALS.deferred():
                     proc = subprocess.Popen(self.command(address), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cwd)
             except OSError as exc:
                 raise InfraError(f"cannot start k6 ({self.k6}): {exc}. {INSTALL_HINT}") from exc
             with STOP_SIGNALS.forwarding_to(proc) as forwarded:

@@ -34,14 +34,37 @@ from hardening.errors import (
 from hardening.loadtest import k6 as k6mod
 from hardening.loadtest.console import console_summary
 from hardening.loadtest.samples import ingest_k6_json, load_samples, write_per_second
-from hardening.loadtest.slo import SloSpec, evaluate_samples, evaluate_summary, load_slo, overall_status
+from hardening.loadtest.slo import (
+    SloSpec,
+    evaluate_samples,
+    evaluate_summary,
+    load_slo,
+    overall_status,
+    parse_slo,
+)
+from hardening.loadtest.wrapper import merge_thresholds, script_options, write_wrapper
 from hardening.masking import mask, mask_url
 from hardening.processes import STOP_SIGNALS
-from hardening.record.model import GitInfo, K6Info, KeyMetrics, RunRecord, RunStatus, SloStatus, key_metrics
+from hardening.record.model import (
+    GitInfo,
+    K6Info,
+    KeyMetrics,
+    RunRecord,
+    RunStatus,
+    SloOrigin,
+    SloStatus,
+    infer_type,
+    key_metrics,
+)
 from hardening.record.writer import RunRecordWriter, git_info, new_run_id, utcnow
 
 DEFAULT_SCRIPT = Path("loadtest/k6-slo-test.js")
-DEFAULT_SLO = Path("loadtest/slo.json")
+DEFAULT_SLO = Path("loadtest/slo.json")  # used when present in the working directory and --slo is not given
+NO_SLO_HELP = (
+    "nothing would gate this run: the script has no options.thresholds and no SLO file was given. Add SLOs "
+    "with --slo FILE (JSON or YAML: {\"thresholds\": {\"http_req_duration\": [\"p(95)<500\"]}}; "
+    "`hardening init` writes a starter loadtest/slo.json), add thresholds to the script's options, or pass "
+    "--no-slo to record the run without gating it.")
 PROFILES = ("quick", "demo", "full")
 # k6 exit codes that mean the script or its options are wrong (user's fix) vs the machinery broke.
 K6_CONFIG_ERRORS = {104, 107}
@@ -51,7 +74,8 @@ K6_CONFIG_ERRORS = {104, 107}
 class LoadTestOptions:
     base_url: str
     script: Path = DEFAULT_SCRIPT
-    slo: Path = DEFAULT_SLO
+    slo: Path | None = None  # None: loadtest/slo.json if present, else the script's own thresholds
+    no_slo: bool = False  # record the run without gating it (no SLO file; exit 0 unless k6 errs)
     profile: str = "demo"
     out: Path = Path("data/runs")
     warn_only: bool = False
@@ -120,16 +144,13 @@ def validate(opts: LoadTestOptions) -> SloSpec:
         raise ConfigError(f"--base-url must be an http(s) URL such as http://127.0.0.1:8080, "
                           f"got {mask_url(opts.base_url)!r}")
     if opts.redis_url:
-        from hardening.redisobs.connection import split_urls
+        from hardening.redisobs.connection import validated_urls
 
-        for seed in split_urls(opts.redis_url):
-            if not seed.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigError(f"not a Redis URL: {mask_url(seed)!r}. Use redis://host:port/db, with "
-                                  "credentials before the host, rediss:// for TLS, comma-separated seed nodes "
-                                  "for a cluster.")
+        validated_urls(opts.redis_url)
     if opts.redis_interval <= 0:
         raise ConfigError(f"--redis-interval must be > 0 seconds, got {opts.redis_interval}")
-    return load_slo(opts.slo)
+    source = slo_source(opts)
+    return load_slo(source) if source is not None else None
 
 
 def _observe_redis(opts: LoadTestOptions, out_dir: Path, planned_s: float):
@@ -141,8 +162,30 @@ def _observe_redis(opts: LoadTestOptions, out_dir: Path, planned_s: float):
     return observe(opts.redis_url, out_dir, interval=opts.redis_interval, max_duration=planned_s + 90)
 
 
+def slo_source(opts: LoadTestOptions) -> Path | None:
+    """The SLO file that applies: --slo, else ./loadtest/slo.json when present (said on the console),
+    else none (the script's own thresholds decide); never one with --no-slo."""
+    if opts.no_slo:
+        return None
+    if opts.slo is not None:
+        return opts.slo
+    if DEFAULT_SLO.is_file():
+        print(f"hardening: using SLO file {DEFAULT_SLO} (found in the current directory; --slo FILE to choose "
+              "another, --no-slo for none)", file=sys.stderr)
+        return DEFAULT_SLO
+    return None
+
+
+def combined_spec(file_spec: SloSpec | None, script_thresholds: dict | None, script: Path) -> SloSpec:
+    """Every threshold that decides the run: the SLO file's (origin slo-file) and the script's own
+    ``options.thresholds`` (origin script); one expression on both sides counts once, as slo-file."""
+    script_spec = parse_slo({"thresholds": script_thresholds or {}}, source=f"script {script}",
+                            origin=SloOrigin.SCRIPT)
+    return file_spec.merged_with(script_spec) if file_spec is not None else script_spec
+
+
 def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
-    spec = validate(opts)
+    file_spec = validate(opts)
     k6 = k6mod.find_k6()
     check_reachable(opts.base_url)
     if opts.redis_url:
@@ -153,18 +196,27 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
     started = utcnow()
     writer = RunRecordWriter(opts.out, new_run_id(git["commit"], started))
     files = writer.layout
+    wrapper_path: Path | None = None
     try:
-        slo_file = files.slo_file
-        spec.write_k6_json(slo_file)
-        k6_env["SLO_FILE"] = str(slo_file.resolve())
-        requirements = k6mod.inspect(k6, opts.script, k6_env)
+        if file_spec is not None:
+            file_spec.write_k6_json(files.slo_file)
+            k6_env["SLO_FILE"] = str(files.slo_file.resolve())  # scripts that read it (the demo's) still can
+        requirements = script_options(k6, opts.script, k6_env)
+        spec = combined_spec(file_spec, requirements.get("thresholds"), opts.script)
+        if not spec.objectives and not opts.no_slo:
+            raise ConfigError(NO_SLO_HELP)
+        merged, _ = merge_thresholds(requirements.get("thresholds"),
+                                     file_spec.k6_options_thresholds() if file_spec else None)
+        wrapper_path = write_wrapper(opts.script, {"thresholds": merged})
+        files.k6_dir.mkdir()
         planned = k6mod.planned_duration(requirements)
         printer = k6mod.ProgressPrinter(planned) if opts.progress else None
         print(f"hardening: k6 {opts.script} profile={opts.profile} target={mask_url(opts.base_url)} "
               f"planned {planned:.0f}s -> {writer.final}", file=sys.stderr)
         run = k6mod.K6Run(
-            k6=k6, script=opts.script, env=k6_env, planned_s=planned,
-            summary_path=files.k6_summary, raw_path=files.k6_raw, log_path=files.k6_log,
+            k6=k6, script=wrapper_path, env=k6_env, planned_s=planned, cwd=files.k6_dir,
+            # absolute paths: k6 runs in the record's k6/ folder (handleSummary's files land there)
+            summary_path=files.k6_summary.resolve(), raw_path=files.k6_raw.resolve(), log_path=files.k6_log,
             trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None,
         )
         redis_summary = None
@@ -183,6 +235,9 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
         if writer.tmp.exists():
             writer.discard()
         raise
+    finally:
+        if wrapper_path is not None:
+            wrapper_path.unlink(missing_ok=True)
     return record
 
 
@@ -225,6 +280,9 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         except ValueError:
             warnings.append("k6-summary.json is unreadable; SLOs evaluated from raw samples only")
 
+    types = {name: infer_type(v) for name, v in (summary.get("metrics") or {}).items()
+             if isinstance(v, dict) and "{" not in name}
+    warnings.extend(spec.resolve_types(types))
     samples_results = None
     counts: dict[str, int] | None = None
     raw = files.k6_raw
@@ -243,6 +301,10 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
                 raw.unlink()
 
     slo_results = evaluate_summary(spec, summary, counts) if summary else (samples_results or [])
+    code = result.exit_code
+    if code == 99 and slo_results and all(r.ok for r in slo_results):
+        warnings.append("k6 reported thresholds crossed (exit 99), but every SLO here passed: see "
+                        "k6-stdout.log for k6's own threshold lines")
     if samples_results and summary:
         for a, b in zip(slo_results, samples_results, strict=False):
             if a.status != b.status:
@@ -250,7 +312,6 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
 
     log_text = result.log_path.read_text(errors="replace") if result.log_path.exists() else ""
     result.log_path.write_text(mask(log_text))
-    code = result.exit_code
     if result.interrupted:
         status, exit_code = RunStatus.INTERRUPTED, EXIT_INTERRUPTED
     elif code in K6_CONFIG_ERRORS:
@@ -263,7 +324,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     else:
         passed = code == 0 and overall_status(slo_results) == SloStatus.PASS
         status = RunStatus.PASS if passed else RunStatus.FAIL
-        exit_code = EXIT_OK if passed or opts.warn_only else EXIT_FAIL
+        exit_code = EXIT_OK if passed or opts.warn_only or opts.no_slo else EXIT_FAIL
     warnings.extend(_redis_warnings(redis_summary))
     files.slo_result_txt.write_text("PASS\n" if status == RunStatus.PASS else "FAIL\n")
 

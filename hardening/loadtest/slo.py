@@ -27,37 +27,18 @@ import yaml
 
 from hardening.errors import ConfigError
 from hardening.loadtest import k6stats
-from hardening.record.model import COUNTER, GAUGE, RATE, TREND, SloOrigin, SloResult, SloStatus
+from hardening.record.model import (
+    BUILTIN_METRICS,
+    COUNTER,
+    GAUGE,
+    RATE,
+    TREND,
+    SloOrigin,
+    SloResult,
+    SloStatus,
+)
 
 METRIC_TYPES = (TREND, COUNTER, RATE, GAUGE)
-
-BUILTIN_METRICS: dict[str, str] = {
-    "http_reqs": COUNTER,
-    "http_req_failed": RATE,
-    "http_req_duration": TREND,
-    "http_req_blocked": TREND,
-    "http_req_connecting": TREND,
-    "http_req_tls_handshaking": TREND,
-    "http_req_sending": TREND,
-    "http_req_waiting": TREND,
-    "http_req_receiving": TREND,
-    "iteration_duration": TREND,
-    "iterations": COUNTER,
-    "vus": GAUGE,
-    "vus_max": GAUGE,
-    "checks": RATE,
-    "data_sent": COUNTER,
-    "data_received": COUNTER,
-    "dropped_iterations": COUNTER,
-    "group_duration": TREND,
-    "ws_sessions": COUNTER,
-    "ws_msgs_sent": COUNTER,
-    "ws_msgs_received": COUNTER,
-    "ws_ping": TREND,
-    "ws_session_duration": TREND,
-    "ws_connecting": TREND,
-    "grpc_req_duration": TREND,
-}
 
 # Built-in Trends whose sample count equals a built-in Counter's count (used to spot an empty Trend
 # in a summary export, which has no count unless "count" is in --summary-trend-stats).
@@ -167,6 +148,31 @@ class SloSpec:
             raise
         return target
 
+    def resolve_types(self, types: Mapping[str, str]) -> list[str]:
+        """Take custom metrics' types from k6's own output (``{name: trend|counter|rate|gauge}``).
+
+        Returns a problem per objective whose aggregation does not fit the metric's real type (k6 would
+        have refused such a threshold; an SLO-file-only objective still gets its verdict: no data)."""
+        problems = []
+        for obj in self.objectives:
+            real = types.get(obj.metric)
+            if real and real != obj.metric_type and obj.metric not in BUILTIN_METRICS:
+                obj.metric_type = real
+                self.metric_types[obj.metric] = real
+                try:
+                    _check_aggregation(obj.aggregation, obj.metric, real, f"SLO \"{obj.name}\"")
+                except ConfigError as exc:
+                    problems.append(str(exc))
+        return problems
+
+    def merged_with(self, other: SloSpec) -> SloSpec:
+        """This spec plus ``other``'s objectives that are not already here (same key and expression)."""
+        seen = {(o.key, o.expression.strip()) for o in self.objectives}
+        extra = [o for o in other.objectives if (o.key, o.expression.strip()) not in seen]
+        return SloSpec(source=self.source, objectives=[*self.objectives, *extra],
+                       metric_types={**other.metric_types, **self.metric_types}, description=self.description,
+                       declared_metrics=dict(self.declared_metrics))
+
     def summary_trend_stats(self) -> str:
         """Value for k6's ``--summary-trend-stats``: the usual stats, every p(N) used, and ``count``
         (so an empty custom Trend can be told apart from one whose samples are all 0)."""
@@ -240,8 +246,13 @@ def load_slo(path: str | os.PathLike[str]) -> SloSpec:
     return parse_slo(_read_document(p), source=str(path))
 
 
-def parse_slo(doc: Any, source: str = "<slo>") -> SloSpec:
-    """Validate an already-parsed SLO document (see :func:`load_slo`)."""
+def parse_slo(doc: Any, source: str = "<slo>", origin: SloOrigin = SloOrigin.SLO_FILE) -> SloSpec:
+    """Validate an already-parsed SLO document (see :func:`load_slo`).
+
+    ``"thresholds": {}`` is allowed: the run is then judged by the script's own thresholds only. A custom
+    metric need not be declared under ``"metrics"``: its type is taken from k6's output after the run
+    (:meth:`SloSpec.resolve_types`); until then it is inferred from the aggregation.
+    """
     where = f"SLO file {source}"
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{where}: the top level must be an object with \"thresholds\" (and optional "
@@ -256,12 +267,13 @@ def parse_slo(doc: Any, source: str = "<slo>") -> SloSpec:
     declared = _parse_declared_metrics(doc.get("metrics") or {}, where)
     types = {**BUILTIN_METRICS, **declared}
     thresholds = doc.get("thresholds")
-    if not isinstance(thresholds, Mapping) or not thresholds:
-        raise ConfigError(f"{where}: \"thresholds\" must be a non-empty object mapping metric names to "
-                          "lists of expressions, e.g. {\"http_req_duration\": [\"p(95)<800\"]}.")
+    if not isinstance(thresholds, Mapping):
+        raise ConfigError(f"{where}: \"thresholds\" must be an object mapping metric names to lists of "
+                          "expressions, e.g. {\"http_req_duration\": [\"p(95)<800\"]} ({} = only the "
+                          "script's own thresholds).")
     objectives: list[Objective] = []
     for key, entries in thresholds.items():
-        objectives.extend(_parse_metric_thresholds(str(key), entries, types, source))
+        objectives.extend(_parse_metric_thresholds(str(key), entries, types, source, origin))
     return SloSpec(source=source, objectives=objectives, metric_types=types,
                    description=description, declared_metrics=declared)
 
@@ -286,7 +298,15 @@ def _parse_declared_metrics(raw: Any, where: str) -> dict[str, str]:
     return declared
 
 
-def _parse_metric_thresholds(key: str, entries: Any, types: dict[str, str], source: str) -> list[Objective]:
+def _type_from_aggregation(aggregation: str) -> str:
+    """A custom metric's likely type before k6 has said it (``rate`` fits a Rate and a Counter: Rate)."""
+    if aggregation in ("avg", "min", "max", "med") or aggregation.startswith("p("):
+        return TREND
+    return {"count": COUNTER, "value": GAUGE}.get(aggregation, RATE)
+
+
+def _parse_metric_thresholds(key: str, entries: Any, types: dict[str, str], source: str,
+                             origin: SloOrigin = SloOrigin.SLO_FILE) -> list[Objective]:
     where = f"SLO file {source}"
     if isinstance(entries, (str, Mapping)) or not isinstance(entries, list) or not entries:
         raise ConfigError(f"{where}: thresholds of {key!r} must be a non-empty list, e.g. "
@@ -297,13 +317,10 @@ def _parse_metric_thresholds(key: str, entries: Any, types: dict[str, str], sour
         expression, abort, delay = _parse_entry(key, entry, where)
         slo = f"SLO \"{key} {expression.strip()}\" in {source}"
         metric, tags = parse_metric_key(key, slo)
-        if metric not in types:
-            known = sorted(types)
-            raise ConfigError(f"{slo}: unknown metric {metric!r}: it is not a built-in k6 metric and not "
-                              f"declared under \"metrics\"{_suggest(metric, known)}. Fix the name, or "
-                              "declare the custom metric with its type (trend, counter, rate, gauge).")
-        metric_type = types[metric]
         aggregation, op, target = parse_expression(expression, slo)
+        if metric not in types and not _METRIC_NAME_RE.match(metric):
+            raise ConfigError(f"{slo}: {metric!r} is not a valid k6 metric name{_suggest(metric, sorted(types))}.")
+        metric_type = types.get(metric) or _type_from_aggregation(aggregation)
         _check_aggregation(aggregation, metric, metric_type, slo)
         if expression.strip() in seen:
             raise ConfigError(f"{slo}: the expression appears twice for {key!r}; remove the duplicate "
@@ -312,7 +329,7 @@ def _parse_metric_thresholds(key: str, entries: Any, types: dict[str, str], sour
         objectives.append(Objective(
             name=f"{key} {expression.strip()}", metric=metric, tags=tags, expression=expression,
             aggregation=aggregation, op=op, target=target, abort_on_fail=abort, delay_abort_eval=delay,
-            metric_type=metric_type, key=key,
+            metric_type=metric_type, key=key, origin=origin,
             raw_entry=dict(entry) if isinstance(entry, Mapping) else entry))
     return objectives
 

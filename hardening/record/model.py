@@ -26,7 +26,36 @@ SCHEMA_VERSION = 2
 
 TREND, COUNTER, RATE, GAUGE = "trend", "counter", "rate", "gauge"
 
-# k6's built-in metrics that the key figures are made of; anything else in k6's summary is custom.
+# k6's own metrics and their types; any other metric is the script's own (custom).
+BUILTIN_METRICS: dict[str, str] = {
+    "http_reqs": COUNTER,
+    "http_req_failed": RATE,
+    "http_req_duration": TREND,
+    "http_req_blocked": TREND,
+    "http_req_connecting": TREND,
+    "http_req_tls_handshaking": TREND,
+    "http_req_sending": TREND,
+    "http_req_waiting": TREND,
+    "http_req_receiving": TREND,
+    "iteration_duration": TREND,
+    "iterations": COUNTER,
+    "vus": GAUGE,
+    "vus_max": GAUGE,
+    "checks": RATE,
+    "data_sent": COUNTER,
+    "data_received": COUNTER,
+    "dropped_iterations": COUNTER,
+    "group_duration": TREND,
+    "ws_sessions": COUNTER,
+    "ws_msgs_sent": COUNTER,
+    "ws_msgs_received": COUNTER,
+    "ws_ping": TREND,
+    "ws_session_duration": TREND,
+    "ws_connecting": TREND,
+    "grpc_req_duration": TREND,
+}
+
+# The built-ins that the key figures are made of.
 BUILTIN_KEY_METRICS = ("http_reqs", "http_req_failed", "checks", "http_req_duration", "iterations", "vus_max")
 
 
@@ -131,12 +160,15 @@ class KeyMetrics:
     iterations: int = 0
     vus_max: float | None = None
     http_req_duration: dict[str, float] | None = None
-    custom: dict[str, CustomMetric] = field(default_factory=dict)
+    custom: dict[str, CustomMetric] = field(default_factory=dict)  # the script's own metrics
+    builtin: dict[str, CustomMetric] = field(default_factory=dict)  # k6's other built-ins (http_req_waiting, ...)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeyMetrics:
-        custom = {name: CustomMetric(**m) for name, m in (data.get("custom") or {}).items()}
-        return cls(**{**_known(cls, data), "custom": custom})
+        def typed(key: str) -> dict[str, CustomMetric]:
+            return {name: CustomMetric(**m) for name, m in (data.get(key) or {}).items()}
+
+        return cls(**{**_known(cls, data), "custom": typed("custom"), "builtin": typed("builtin")})
 
     def trends(self) -> dict[str, dict[str, float]]:
         """Every Trend's stats by metric name, ``http_req_duration`` first."""
@@ -258,12 +290,13 @@ def key_metrics(summary: dict[str, Any], types: dict[str, str] | None = None) ->
         return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
     reqs, vus = values("http_reqs"), values("vus_max")
-    custom = {}
+    custom, builtin = {}, {}
     for name in metrics:
         if name in BUILTIN_KEY_METRICS or "{" in name:
             continue
         vals = {k: float(v) for k, v in values(name).items() if num(v) is not None}
-        custom[name] = CustomMetric(type=types.get(name) or infer_type(vals), values=vals)
+        kind = BUILTIN_METRICS.get(name) or types.get(name) or infer_type(vals)
+        (builtin if name in BUILTIN_METRICS else custom)[name] = CustomMetric(type=kind, values=vals)
     return KeyMetrics(
         requests=int(reqs.get("count", 0)),
         rps=float(reqs.get("rate", 0.0)),
@@ -273,6 +306,7 @@ def key_metrics(summary: dict[str, Any], types: dict[str, str] | None = None) ->
         vus_max=num(vus.get("max", vus.get("value"))),
         http_req_duration=values("http_req_duration") or None,
         custom=custom,
+        builtin=builtin,
     )
 
 
@@ -285,7 +319,7 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     old = dict(data.get("metrics") or {})
     custom: dict[str, Any] = {}
     for name, value in old.items():
-        if name in _V1_KEY_SCALARS or name == "custom":
+        if name in _V1_KEY_SCALARS or name in ("custom", "builtin"):
             continue
         if isinstance(value, dict):
             custom[name] = {"type": infer_type(value), "values": value}

@@ -19,7 +19,6 @@ from hardening.redisobs.snapshot import iso
 
 COMPARISON_SCHEMA = "hardening.redis.comparison/1"
 PERCENTILES = (0.5, 0.9, 0.99, 0.999)
-TOOL_PROBE_COMMANDS = ("info", "config", "latency", "slowlog", "client", "memory", "command", "cluster")
 
 
 # ---------------------------------------------------------------- histograms

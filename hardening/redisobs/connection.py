@@ -23,6 +23,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from hardening.errors import ConfigError
 from hardening.masking import mask_url
 
 TOOL_CLIENT_NAME = "hardening-redisobs"
@@ -43,6 +44,19 @@ def split_urls(url: str) -> list[str]:
     for p in parts[1:]:
         out.append(p if "://" in p else node_url(parts[0], p) if first.scheme else p)
     return out
+
+
+def validated_urls(url: str, flag: str = "REDIS_URL / --redis-url") -> list[str]:
+    """The seed URLs of ``url``; ConfigError (exit 2) naming ``flag`` when one is not a Redis URL."""
+    seeds = split_urls(url)
+    for seed in seeds:
+        if not seed.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"not a Redis URL in {flag}: {mask_url(seed)!r}. Use redis://host:port/db, with "
+                              "credentials before the host, rediss:// for TLS, comma-separated seed nodes for "
+                              "a cluster, or unix:///path/to/socket.")
+    if not seeds:
+        raise ConfigError(f"empty Redis URL in {flag}: use e.g. redis://127.0.0.1:6379/0")
+    return seeds
 
 
 def node_url(base_url: str, address: str) -> str:
@@ -129,9 +143,6 @@ class ToolClient:
             self.sent[key] -= 1
             self.close()
             raise
-
-    def reconnect_needed(self) -> bool:
-        return self._redis is None
 
     def total_sent(self) -> int:
         return sum(self.sent.values())
