@@ -294,9 +294,10 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         else:
             warnings.extend(stats.warnings)
             write_per_second(files.samples, files.per_second)
-            samples = _samples_for_slos(files.samples, spec)
-            counts = samples["metric"].value_counts().to_dict()
-            samples_results = evaluate_samples(spec, samples, duration_s=_test_run_seconds(summary, result))
+            if spec.objectives:
+                samples = _samples_for_slos(files.samples, spec)
+                counts = samples["metric"].value_counts().to_dict()
+                samples_results = evaluate_samples(spec, samples, duration_s=_test_run_seconds(summary, result))
             if not opts.keep_raw:
                 raw.unlink()
 
@@ -322,7 +323,10 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         detail = "see k6-stdout.log" if code < 0 else k6mod.k6_message(log_text)
         warnings.append(f"k6 {result.meaning}: {detail}")
     else:
-        passed = code == 0 and overall_status(slo_results) == SloStatus.PASS
+        ungated = opts.no_slo and not slo_results
+        if ungated:
+            warnings.append("no SLOs: the run is recorded without a gate (--no-slo)")
+        passed = code == 0 and (ungated or overall_status(slo_results) == SloStatus.PASS)
         status = RunStatus.PASS if passed else RunStatus.FAIL
         exit_code = EXIT_OK if passed or opts.warn_only or opts.no_slo else EXIT_FAIL
     warnings.extend(_redis_warnings(redis_summary))
