@@ -230,3 +230,65 @@ def test_cli_build_verify_keygen_exit_codes(tmp_path, cli_env):
     assert bad.returncode == 1 and "sha256" in bad.stderr
     missing = run("artifact", "verify", "artifacts/nope.tar.gz")
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+# ------------------------------------------------------------------ issue 12: provenance signature, '..' in manifest
+@pytest.fixture
+def signed(tmp_path):
+    key, pub = tmp_path / "k" / "a.key", tmp_path / "k" / "a.pub"
+    artifacts.generate_keypair(key, pub)
+    return build(make_source(tmp_path / "src"), tmp_path / "out", sign_key=key), key, pub
+
+
+def test_verify_checks_the_provenance_signature(signed):
+    result, _, pub = signed
+    artifacts.verify_artifact(result.tarball, public_key=pub)
+    good = result.provenance.read_bytes()
+    statement = json.loads(good)
+    statement["predicate"]["runDetails"]["builder"]["id"] = "https://evil.example/builder"
+    result.provenance.write_text(json.dumps(statement, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(CheckFailed, match=r"signature of .*\.provenance\.json does not match"):
+        artifacts.verify_artifact(result.tarball, public_key=pub)
+    result.provenance.write_bytes(good)
+    artifacts.signature_path(result.provenance).unlink()
+    with pytest.raises(CheckFailed, match=r"provenance signature .*\.provenance\.json\.sig missing"):
+        artifacts.verify_artifact(result.tarball, public_key=pub)
+    result.provenance.unlink()
+    with pytest.raises(CheckFailed, match=r"provenance .*\.provenance\.json missing"):
+        artifacts.verify_artifact(result.tarball, public_key=pub)
+    artifacts.verify_artifact(result.tarball)  # without a pinned key, provenance is not required
+
+
+def test_verify_refuses_a_signed_provenance_of_another_artifact(signed, tmp_path):
+    result, key, pub = signed
+    other_src = make_source(tmp_path / "other")
+    (other_src / "package.json").write_text('{"name": "other"}\n')
+    other = build(other_src, tmp_path / "out2", sign_key=key)
+    assert other.version == result.version and other.tarball.read_bytes() != result.tarball.read_bytes()
+    for src in (other.provenance, artifacts.signature_path(other.provenance)):  # validly signed, wrong subject
+        os.replace(src, result.provenance.parent / src.name)  # same version name, other bytes
+    with pytest.raises(CheckFailed, match=r"provenance .* is about another artifact"):
+        artifacts.verify_artifact(result.tarball, public_key=pub)
+
+
+def test_cli_verify_reports_both_signatures(signed, cli_env):
+    result, _, pub = signed
+    proc = subprocess.run([*hardening_cmd(), "artifact", "verify", str(result.tarball), "--public-key", str(pub)],
+                          env=cli_env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and "signatures (manifest, provenance) verified" in proc.stdout, proc.stderr
+    artifacts.signature_path(result.provenance).write_text("AAAA\n")
+    proc = subprocess.run([*hardening_cmd(), "artifact", "verify", str(result.tarball), "--public-key", str(pub)],
+                          env=cli_env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 1 and "provenance.json does not match the pinned key" in proc.stderr
+
+
+@pytest.mark.parametrize("path", ["../evil", "dist/../../evil", "/etc/passwd", "C:/evil", ""])
+def test_manifest_listing_an_unsafe_path_is_refused_for_that_reason(tmp_path, path):
+    result = build(make_source(tmp_path / "src"), tmp_path / "out")
+    manifest = json.loads(result.manifest.read_text())
+    manifest["files"].append({"path": path, "size": 4, "sha256": "0" * 64})
+    result.manifest.write_text(json.dumps(manifest))
+    with pytest.raises(CheckFailed, match=r"manifest .* refused: it lists an unsafe path") as caught:
+        artifacts.verify_artifact(result.tarball)
+    if ".." in path:
+        assert f"path with '..' {path!r}" in str(caught.value)

@@ -107,7 +107,7 @@ def test_concurrent_ledger_writers_lose_nothing(tmp_path):
     assert len(ids) == len(lines)
 
 
-def test_ledger_state_and_truncated_line(tmp_path, capsys):
+def test_ledger_state_and_truncated_line(tmp_path):
     ledger = Ledger(tmp_path / "l.jsonl")
     a = Deployment(id=new_id(), env="production", service="backend", version="backend-20260101-000000-aaaaaaa",
                    started_at="2026-01-01T00:00:00+00:00")
@@ -117,7 +117,7 @@ def test_ledger_state_and_truncated_line(tmp_path, capsys):
         fh.write('{"id": "dep-cut", "status": "gre')  # a writer killed mid-line
     assert [d.status for d in ledger.states()] == ["green"]
     assert ledger.last_green("production", "backend").id == a.id
-    assert "unreadable ledger line" in capsys.readouterr().err
+    assert ledger.read().warnings == [f"{ledger.path}:3: unreadable ledger line skipped"]
     with pytest.raises(Exception, match="status"):
         ledger.append({"id": "x", "status": "done"})
 

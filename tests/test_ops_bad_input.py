@@ -28,7 +28,7 @@ def write_ledger(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def test_corrupt_ledger_lines_are_skipped_with_their_line_numbers(tmp_path, capsys):
+def test_corrupt_ledger_lines_are_skipped_with_their_line_numbers(tmp_path):
     path = write_ledger(tmp_path / "ledger.jsonl", [
         json.dumps(GOOD_LINE),
         '{"id": "only-an-id"}',                                     # missing env/service/version
@@ -43,10 +43,14 @@ def test_corrupt_ledger_lines_are_skipped_with_their_line_numbers(tmp_path, caps
     ledger = Ledger(path)
     assert [d.id for d in ledger.states()] == ["dep-1"]
     assert ledger.live("staging", "backend").id == "dep-1"
-    assert "ledger.jsonl:2: ledger line skipped (missing env, service, version)" in capsys.readouterr().err
-    with pytest.warns(UserWarning, match="line 4"):
+    read = ledger.read()
+    assert f"{path}:2: ledger line skipped (missing env, service, version)" in read.warnings
+    assert ledger.warnings == read.warnings and len(read.warnings) == 5
+    with pytest.warns(UserWarning) as caught:
         frame = dora.read_ledger(path)
+    assert [str(w.message) for w in caught] == read.warnings
     assert list(frame["id"]) == ["dep-1"] and frame.attrs["skipped"] == 5
+    assert frame.attrs["warnings"] == read.warnings
 
 
 def test_cli_with_a_corrupt_ledger_exits_cleanly(tmp_path, cli_env):

@@ -84,3 +84,18 @@ def test_workflow_calls_existing_cli_commands(workflow):
         actions = [a for a in sub._actions if getattr(a, "choices", None) and a.dest != "help"]
         if actions and action and not action.startswith("-"):
             assert action in actions[0].choices, f"hardening {command} {action}"
+
+
+def test_test_job_runs_like_ci_run(workflow):
+    """The workflow's tests run as `.ci/run` runs them (Debian, redis-server + chromium installed, `make test`),
+    so the Redis 7.0 and real-browser tests run in CI instead of skipping."""
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get update" in ci_run and "make test" in ci_run
+    assert re.search(r"apt-get install .*\bmake redis-server redis-tools chromium\b", ci_run)
+    job = workflow["jobs"]["build-and-test"]
+    image = job["container"]["image"]
+    assert re.fullmatch(r"python:3\.1[1-9]-bookworm@sha256:[0-9a-f]{64}", image), image
+    runs = [s.get("run", "").strip() for s in job["steps"]]
+    assert ".ci/run" in runs
+    assert not any("pytest" in r for r in runs), "tests run only through .ci/run"
+    assert runs.index(".ci/run") < next(i for i, s in enumerate(job["steps"]) if s.get("id") == "backend")

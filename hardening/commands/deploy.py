@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from hardening.deploy import artifacts, environments
@@ -36,6 +37,11 @@ def _commit_time(commit: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"warning: {mask(line)}", file=sys.stderr, flush=True)
 
 
 def _public_key(value: str | None) -> Path | None:
@@ -72,7 +78,7 @@ def cmd_artifact_verify(args: argparse.Namespace) -> int:
     manifest = artifacts.verify_artifact(
         Path(args.artifact), Path(args.manifest) if args.manifest else None, public_key=_public_key(args.public_key),
         expect_service=args.service, expect_version=args.expect_version, expect_commit=args.commit)
-    signed = " and signature" if _public_key(args.public_key) else ""
+    signed = " and signatures (manifest, provenance)" if _public_key(args.public_key) else ""
     print(f"OK {manifest['version']}: {len(manifest['files'])} files, tarball sha256{signed} verified")
     return 0
 
@@ -86,18 +92,35 @@ def cmd_artifact_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _green_versions(ledger_path: Path) -> set[str]:
+    """Every version the ledger marks green; ConfigError (exit 2) naming ``--no-ledger`` when the ledger
+    cannot be read, since pruning without it could delete the rollback target."""
+    hint = ("prune keeps the versions the ledger marks green (the rollback targets); pass --ledger with the "
+            "right path, or --no-ledger to prune without it (each service's newest artifact is still kept)")
+    if not ledger_path.exists():
+        raise ConfigError(f"cannot read the deployment ledger {ledger_path}: it does not exist; {hint}")
+    try:
+        read = Ledger(ledger_path).read()
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {hint}") from None
+    _warn(read.warnings)
+    return {d.version for d in read.states() if d.status == "green"}
+
+
 def cmd_artifact_prune(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
         raise ConfigError(f"artifact directory {directory} does not exist")
-    ledger = Ledger(Path(args.ledger))
-    protect = {d.version for d in ledger.states() if d.status == "green"} if ledger.path.exists() else set()
+    protect = set() if args.no_ledger else _green_versions(Path(args.ledger))
+    newest = artifacts.newest_versions(directory)
     removed = artifacts.prune(directory, args.keep_days, protect=protect, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for path in removed:
         print(f"{verb} {path}")
-    print(f"{verb} {len(removed)} file(s) older than {args.keep_days} days; "
-          f"{len(protect)} green version(s) from the ledger protected")
+    ledger_note = ("ledger not read (--no-ledger)" if args.no_ledger
+                   else f"{len(protect)} green version(s) from the ledger protected")
+    print(f"{verb} {len(removed)} file(s) older than {args.keep_days} days; {ledger_note}; "
+          f"newest per service kept: {', '.join(sorted(newest.values())) or 'none'}")
     return 0
 
 
@@ -249,10 +272,15 @@ def register(subparsers) -> None:
     k.add_argument("--name", default="artifact", help="file stem: NAME.key and NAME.pub (default: artifact)")
     k.add_argument("--force", action="store_true", help="overwrite existing keys")
     k.set_defaults(func=cmd_artifact_keygen)
-    pr = art_sub.add_parser("prune", help="delete artifacts older than --keep-days (seed: 30)")
+    pr = art_sub.add_parser("prune", help="delete artifacts older than --keep-days (seed: 30), never a "
+                            "service's newest one nor a version the ledger marks green")
     pr.add_argument("--dir", default="artifacts", help="artifact directory (default: artifacts)")
     pr.add_argument("--keep-days", type=int, default=30, help="retention in days (default 30)")
-    pr.add_argument("--ledger", default=str(DEFAULT_LEDGER), help="green versions in this ledger are never pruned")
+    pr.add_argument("--ledger", default=str(DEFAULT_LEDGER),
+                    help="green versions in this ledger are never pruned; an unreadable or missing ledger "
+                    f"stops the prune (exit 2) (default: {DEFAULT_LEDGER})")
+    pr.add_argument("--no-ledger", action="store_true",
+                    help="prune without reading the ledger (each service's newest artifact is still kept)")
     pr.add_argument("--dry-run", action="store_true", help="only list what would go")
     pr.set_defaults(func=cmd_artifact_prune)
 

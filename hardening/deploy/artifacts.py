@@ -1,8 +1,9 @@
 """Versioned, reproducible, verifiable deployment artifacts.
 
 An artifact is ``<service>-<YYYYMMDD-HHMMSS>-<sha7>.tar.gz`` plus a manifest (the seed's fields
-version/commit/timestamp/branch/actor, every file's size and sha256, the tarball's sha256), an optional
-Ed25519 signature of the manifest and an in-toto / SLSA v1 provenance statement.
+version/commit/timestamp/branch/actor, every file's size and sha256, the tarball's sha256), an in-toto /
+SLSA v1 provenance statement, and optional Ed25519 signatures of both. With a pinned public key,
+``verify_artifact`` requires and checks both signatures and that the provenance is about this tarball.
 
 Reproducible: sorted paths, uid/gid 0, empty owner names, mtime = ``SOURCE_DATE_EPOCH``, modes 0644/0755,
 PAX format, gzip header with mtime 0 and no file name. The same inputs give byte-identical tarballs.
@@ -314,13 +315,23 @@ def find_manifest(tarball: Path) -> Path:
     raise ConfigError(f"no manifest found beside {tarball} (expected {own.name}); pass --manifest")
 
 
+def unsafe_path_reason(name: str) -> str | None:
+    """Why an archive path may not be deployed, or None: empty, absolute and '..' paths are refused."""
+    if not name:
+        return "an empty path"
+    if name.startswith("/") or PurePosixPath(name).is_absolute() or re.match(r"^[A-Za-z]:", name):
+        return f"absolute path {name!r}"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return f"path with '..' {name!r}"
+    return None
+
+
 def unsafe_member_reason(member: tarfile.TarInfo) -> str | None:
     """Why a tar member may not be deployed, or None: absolute paths, '..', links and specials are refused."""
     name = member.name
-    if name.startswith("/") or PurePosixPath(name).is_absolute() or re.match(r"^[A-Za-z]:", name):
-        return f"absolute path {name!r}"
-    if ".." in PurePosixPath(name).parts:
-        return f"path with '..' {name!r}"
+    reason = unsafe_path_reason(name)
+    if reason:
+        return reason
     if member.issym() or member.islnk():
         return f"link {name!r} -> {member.linkname!r}"
     if not (member.isfile() or member.isdir()):
@@ -398,6 +409,8 @@ def verify_artifact(
     if tar_meta.get("sha256") != actual_sha:
         raise CheckFailed(f"{tarball.name} sha256 {actual_sha[:12]}… differs from the manifest "
                           f"({str(tar_meta.get('sha256'))[:12]}…): corrupted or tampered")
+    if public_key is not None:
+        verify_provenance(tarball, actual_sha, public_key)
 
     seen: set[str] = set()
     check_members(tarball)
@@ -423,6 +436,37 @@ def verify_artifact(
     return manifest
 
 
+def provenance_path(tarball: Path) -> Path:
+    """``<version>.provenance.json`` beside ``<version>.tar.gz``."""
+    return tarball.with_name(tarball.name.removesuffix(".tar.gz") + ".provenance.json")
+
+
+def verify_provenance(tarball: Path, tarball_sha256: str, public_key: Path) -> dict[str, Any]:
+    """Check the provenance statement beside ``tarball``: present, signed by ``public_key``, and about this
+    tarball (subject name and sha256). Returns the statement; CheckFailed naming the first problem."""
+    path = provenance_path(tarball)
+    sig_file = signature_path(path)
+    if not path.is_file():
+        raise CheckFailed(f"provenance {path.name} missing and a public key is pinned")
+    if not sig_file.is_file():
+        raise CheckFailed(f"provenance signature {sig_file.name} missing and a public key is pinned")
+    data = path.read_bytes()
+    try:
+        load_public_key(public_key).verify(base64.b64decode(sig_file.read_bytes().strip(), validate=True), data)
+    except (InvalidSignature, ValueError):
+        raise CheckFailed(f"signature of {path.name} does not match the pinned key {public_key}: "
+                          "the provenance was altered or signed by another key") from None
+    try:
+        statement = json.loads(data)
+        subjects = {(s["name"], s["digest"]["sha256"]) for s in statement["subject"]}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise CheckFailed(f"provenance {path.name} is not an in-toto statement with subjects ({exc})") from None
+    if (tarball.name, tarball_sha256) not in subjects:
+        raise CheckFailed(f"provenance {path.name} is about another artifact: its subject is not "
+                          f"{tarball.name} with sha256 {tarball_sha256[:12]}…")
+    return statement
+
+
 def _listed_files(manifest: Any, label: str) -> dict[str, dict[str, Any]]:
     """The manifest's ``files`` by path; CheckFailed when the manifest is not shaped like one of ours."""
     files = manifest.get("files") if isinstance(manifest, dict) else None
@@ -431,6 +475,11 @@ def _listed_files(manifest: Any, label: str) -> dict[str, dict[str, Any]]:
             and isinstance(f.get("sha256"), str) for f in files):
         raise CheckFailed(f"manifest {label} is malformed: it needs a 'files' list of {{path, size, sha256}} "
                           "entries (rebuild the artifact with `hardening artifact build`)")
+    for f in files:
+        reason = unsafe_path_reason(f["path"])
+        if reason:
+            raise CheckFailed(f"manifest {label} refused: it lists an unsafe path, {reason} "
+                              "(an artifact may only hold relative paths inside its release directory)")
     return {f["path"]: f for f in files}
 
 
@@ -444,17 +493,35 @@ def safe_extract(tarball: Path, dest: Path) -> None:
 
 # ---------------------------------------------------------------- retention
 
+def newest_versions(directory: Path) -> dict[str, str]:
+    """The newest artifact version of each service in ``directory`` (by the version's timestamp)."""
+    newest: dict[str, tuple[datetime, str]] = {}
+    for tarball in directory.glob("*.tar.gz"):
+        version = tarball.name.removesuffix(".tar.gz")
+        try:
+            parsed = parse_version(version)
+        except ConfigError:
+            continue
+        key = (parsed["timestamp"], version)
+        if parsed["service"] not in newest or key > newest[parsed["service"]]:
+            newest[parsed["service"]] = key
+    return {service: version for service, (_, version) in newest.items()}
+
+
 def prune(directory: Path, keep_days: int, *, now: datetime | None = None, protect: set[str] | None = None,
           dry_run: bool = False) -> list[Path]:
     """Delete artifacts (tarball, manifests, signatures, provenance) older than ``keep_days``.
 
-    Age comes from the version's timestamp (not file times). Versions in ``protect`` (e.g. the last
-    green deployment per environment) are always kept. Returns the removed (or would-be removed) files.
+    Age comes from the version's timestamp (not file times). Never deleted, whatever their age: each
+    service's newest artifact (the one a rollback or redeploy may still need) and the versions in
+    ``protect`` (the command passes every version the ledger marks green). Returns the removed (or
+    would-be removed) files.
     """
     if keep_days < 0:
         raise ConfigError("--keep-days must be >= 0")
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=keep_days)
+    keep = set(protect or ()) | set(newest_versions(directory).values())
     removed: list[Path] = []
     for tarball in sorted(directory.glob("*.tar.gz")):
         version = tarball.name.removesuffix(".tar.gz")
@@ -462,17 +529,13 @@ def prune(directory: Path, keep_days: int, *, now: datetime | None = None, prote
             when = parse_version(version)["timestamp"]
         except ConfigError:
             continue
-        if when >= cutoff or version in (protect or set()):
+        if when >= cutoff or version in keep:
             continue
         for path in sorted(directory.glob(f"{version}.*")):
             removed.append(path)
             if not dry_run:
                 path.unlink(missing_ok=True)
     return removed
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
 
 
 __all__ = [
@@ -482,9 +545,11 @@ __all__ = [
     "find_manifest",
     "generate_keypair",
     "make_version",
+    "newest_versions",
     "parse_version",
+    "provenance_path",
     "prune",
-    "read_manifest",
     "safe_extract",
     "verify_artifact",
+    "verify_provenance",
 ]

@@ -9,6 +9,12 @@
 4. on success: ``green``. On any failure: ``failed``, then an automatic rollback to the last green
    deployment (a new ledger deployment with ``rollback_of``), the failed one marked ``rolled_back``,
    the incident text written (seed format) and, with ``GH_TOKEN``, a GitHub issue opened.
+   With no earlier green deployment there is nothing to roll back to: a backend that can take a release
+   down (``withdraw``; the ``local`` backend stops the service and removes ``current``) does so, so a
+   failed first release never keeps serving. The incident says what is live afterwards.
+
+The ledger is read once per operation; a skipped (invalid) line is reported through ``warn``
+(``warning: …`` on stderr by default) and never used; an unreadable ledger stops the deploy (ConfigError).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +31,7 @@ from hardening.deploy import incident as incidents
 from hardening.deploy.artifacts import verify_artifact
 from hardening.deploy.backends import Backend, Outcome, Release
 from hardening.deploy.health import HealthPolicy, HealthResult, wait_healthy
-from hardening.deploy.ledger import Deployment, Ledger, new_id, utcnow
+from hardening.deploy.ledger import Deployment, Ledger, LedgerRead, new_id, utcnow
 from hardening.errors import CheckFailed, ConfigError, HardeningError
 from hardening.masking import mask
 
@@ -33,6 +40,10 @@ Say = Callable[[str], None]
 
 def _print(line: str) -> None:
     print(mask(line), flush=True)
+
+
+def _warn(line: str) -> None:
+    print(f"warning: {mask(line)}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -63,6 +74,7 @@ class DeployReport:
     incident_path: Path | None = None
     issue: str | None = None
     url: str | None = None
+    live_state: str | None = None     # what the environment serves after a failure, in words
 
     @property
     def ok(self) -> bool:
@@ -79,8 +91,15 @@ def find_release(artifacts_dir: Path, version: str, public_key: Path | None) -> 
 
 
 class Deployer:
-    def __init__(self, backend: Backend, ledger: Ledger, options: DeployOptions, say: Say = _print) -> None:
-        self.backend, self.ledger, self.opts, self.say = backend, ledger, options, say
+    def __init__(self, backend: Backend, ledger: Ledger, options: DeployOptions, say: Say = _print,
+                 warn: Say = _warn) -> None:
+        self.backend, self.ledger, self.opts, self.say, self.warn = backend, ledger, options, say, warn
+
+    def _read_ledger(self) -> LedgerRead:
+        read = self.ledger.read()
+        for warning in read.warnings:
+            self.warn(warning)
+        return read
 
     # ------------------------------------------------------------ public operations
     def deploy(self, tarball: Path, manifest_path: Path | None = None) -> DeployReport:
@@ -91,8 +110,9 @@ class Deployer:
                  f"{', signature ok' if self.opts.public_key else ''})")
         release = Release(version, tarball, manifest)
         with self.ledger.exclusive(self.opts.env, service):
-            live = self.ledger.live(self.opts.env, service)
-            target = self.ledger.last_green(self.opts.env, service)
+            read = self._read_ledger()
+            live = read.live(self.opts.env, service)
+            target = read.last_green(self.opts.env, service)
             self.say(f"rollback target: {target.id} ({target.version})" if target
                      else "rollback target: none (first green deployment of this service here)")
             dep = Deployment(
@@ -111,6 +131,10 @@ class Deployer:
             self.say(f"deployment {dep.id} FAILED: {failure}")
             if target is not None:
                 report.rollback = self._rollback_to(target, replaced=dep, reason=f"automatic: {failure}")
+                report.live_state = self._state_after_rollback(report.rollback, target)
+            else:
+                report.live_state = self._withdraw(version)
+            self.say(f"{self.opts.env} now: {report.live_state}")
             rolled = report.rollback is not None and report.rollback.status == "green"
             report.incident_path = self._incident(dep, manifest, failure, target, report)
             self.ledger.update(dep, status="rolled_back" if rolled else "failed", incident=str(report.incident_path))
@@ -124,20 +148,21 @@ class Deployer:
         rollback; CI's rollback job uses it when a later step (e.g. the frontend deploy) failed."""
         env = self.opts.env
         with self.ledger.exclusive(env, service):
-            live = self.ledger.live(env, service)
+            read = self._read_ledger()
+            live = read.live(env, service)
             if to_version:
-                target = self.ledger.last_green(env, service, version=to_version)
+                target = read.last_green(env, service, version=to_version)
             else:
-                target = self.ledger.last_green(env, service, exclude={live.id} if live else None,
-                                                not_version=live.version if live else None)
+                target = read.last_green(env, service, exclude={live.id} if live else None,
+                                         not_version=live.version if live else None)
             if target is None:
-                greens = sorted({d.version for d in self.ledger.history(env, service) if d.status == "green"})
+                greens = sorted({d.version for d in read.history(env, service) if d.status == "green"})
                 wanted = f"version {to_version}" if to_version else "an earlier green version"
                 raise ConfigError(f"no green deployment of {service} in {env} with {wanted} in {self.ledger.path}; "
                                   f"green versions: {', '.join(greens) or 'none'}")
             self.say(f"rolling {service} in {env} back to {target.version} (deployment {target.id})")
             rb = self._rollback_to(target, replaced=live, reason=reason)
-            report = DeployReport(rb, rollback=rb)
+            report = DeployReport(rb, rollback=rb, live_state=self._state_after_rollback(rb, target))
             if live is not None:
                 changes: dict = {"reason": f"{reason} (replaced by {rb.id})"} if rb.status == "green" else {}
                 if incident:
@@ -236,6 +261,25 @@ class Deployer:
         self.say(f"rollback {rb.id}: {target.version} is {status.upper()}")
         return rb
 
+    def _state_after_rollback(self, rb: Deployment, target: Deployment) -> str:
+        if rb.status == "green":
+            return f"release {target.version} is live again (rollback {rb.id}, health check passed)"
+        return (f"the rollback to {target.version} FAILED ({rb.reason}); what {self.opts.env} serves now is "
+                "unknown: check it by hand")
+
+    def _withdraw(self, version: str) -> str:
+        """No earlier green deployment: take the failed release down when the backend can, and say what is
+        live. A release that keeps failing its health check is worse than none: callers get a clear
+        connection error instead of a half-working service."""
+        withdraw = getattr(self.backend, "withdraw", None)
+        if withdraw is None:
+            return (f"the failed release {version} may still be live: the {self.backend.name} backend cannot take "
+                    "a release down and there is no earlier green deployment; take it down or fix forward by hand")
+        try:
+            return withdraw(version)
+        except (HardeningError, OSError) as exc:
+            return f"the failed release {version} may still be live: taking it down failed ({exc})"
+
     def _incident(self, dep: Deployment, manifest: dict, failure: str, target: Deployment | None,
                   report: DeployReport) -> Path:
         rb = report.rollback
@@ -246,7 +290,7 @@ class Deployer:
             rollback_target=f"{target.id} ({target.version})" if target else None,
             rollback_result=f"{rb.id} {rb.status}" + (f": {rb.reason}" if rb.status != "green" else "") if rb else None,
             run_url=self.opts.run_url or incidents.run_url_from_env(),
-            health_log=report.health.log if report.health else [])
+            health_log=report.health.log if report.health else [], live_state=report.live_state)
         path = incidents.write(inc, self.opts.incident_dir)
         self.say(f"incident written to {path}")
         if self.opts.open_issue:
@@ -268,4 +312,4 @@ def deploy_exit(report: DeployReport) -> None:
         raise CheckFailed(f"deploy of {dep.version} failed ({dep.reason}) and the rollback to {rb.version} "
                           f"FAILED too ({rb.reason}); incident: {report.incident_path}")
     raise CheckFailed(f"deploy of {dep.version} failed ({dep.reason}); no earlier green deployment to roll back "
-                      f"to; incident: {report.incident_path}")
+                      f"to; {report.live_state}; incident: {report.incident_path}")

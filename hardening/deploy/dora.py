@@ -20,11 +20,10 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from hardening.deploy.ledger import parse_events
+from hardening.deploy.ledger import read_events
 from hardening.errors import ConfigError
 from hardening.record.reader import RecordWarning, resolve_path
 
@@ -37,20 +36,28 @@ BAD = ("failed", "rolled_back")
 def read_ledger(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Current state of every deployment (latest line per id), ordered by start time.
 
-    Unusable lines (``hardening.deploy.ledger.parse_events``) are skipped with a warning; ``df.attrs["skipped"]``
-    counts them.
+    Every line is validated as ``hardening deploy`` validates it (``hardening.deploy.ledger.read_events``):
+    a line that is not JSON, misses ``id``/``env``/``service``/``version``, has an unknown status, a
+    non-text field or a time that is not ISO 8601 is skipped, never used.
+
+    Warnings: one per skipped line, ``"<path>:<line>: <why>"``, in ``df.attrs["warnings"]`` (a list of
+    str; ``df.attrs["skipped"]`` is its length). Each is also issued as a ``RecordWarning``
+    (``hardening.record.reader``), which a notebook shows; a command that prints ``df.attrs["warnings"]``
+    itself (as ``warning: …`` on stderr) should silence those with
+    ``warnings.simplefilter("ignore", RecordWarning)`` inside ``warnings.catch_warnings()``.
+
+    Raises ConfigError (exit 2) when the file is missing or cannot be read, or when it has lines but none
+    is usable (a file of garbage). An empty file gives an empty frame.
     """
     p = resolve_path(path)
     try:
-        data = p.read_bytes()
+        read = read_events(p)
     except FileNotFoundError:
         raise ConfigError(f"deployment ledger {p} not found; pass --ledger data/deployments/ledger.jsonl "
                           "(written by `hardening deploy`)") from None
-    events, problems = parse_events(data)
-    for problem in problems:
-        warnings.warn(f"{p.name}: line {problem}", RecordWarning, stacklevel=2)
-    latest = {str(e["id"]): e for e in events}
-    skipped = len(problems)
+    for warning in read.warnings:
+        warnings.warn(warning, RecordWarning, stacklevel=2)
+    latest = {str(e["id"]): e for e in read.events}
     df = pd.DataFrame(list(latest.values()))
     for col in COLUMNS:
         if col not in df.columns:
@@ -59,7 +66,8 @@ def read_ledger(path: str | os.PathLike[str]) -> pd.DataFrame:
         df[col] = pd.to_datetime(df[col], utc=True, errors="coerce", format="ISO8601")
     df = df.sort_values(["started_at", "id"], kind="stable").reset_index(drop=True)
     df["is_rollback"] = df["rollback_of"].notna()
-    df.attrs["skipped"] = skipped
+    df.attrs["warnings"] = list(read.warnings)
+    df.attrs["skipped"] = len(read.warnings)
     return df
 
 
@@ -160,7 +168,3 @@ def dora_metrics(ledger: pd.DataFrame, env: str | None = "production", service: 
         time_to_restore_s_p90=_q(rec["time_to_restore_s"], 0.9),
         lead_time_s_median=_q(lead, 0.5), lead_time_s_p90=_q(lead, 0.9),
     )
-
-
-def sample_ledger_path() -> Path:
-    return resolve_path("data/sample/deployments/ledger.jsonl")

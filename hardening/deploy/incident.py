@@ -36,6 +36,8 @@ class Incident:
     rollback_result: str | None = None          # "green: 3 consecutive healthy probes" / "failed: …"
     run_url: str | None = None
     health_log: list[str] = field(default_factory=list)
+    # What the environment serves now, in words: "release X is live again (…)", "no release is live: …".
+    live_state: str | None = None
     when: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -54,7 +56,8 @@ def run_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def render(incident: Incident) -> str:
-    """Markdown in the seed's format (heading, commit/branch/actor, artifacts, rollback target, run link)."""
+    """Markdown in the seed's format (heading, commit/branch/actor, artifacts, rollback target, run link),
+    plus what the environment serves now (``live_state``)."""
     actor = incident.actor or "unknown"
     lines = [
         "## 🚨 Automatic Rollback Triggered",
@@ -69,6 +72,7 @@ def render(incident: Incident) -> str:
     lines += [
         "",
         f"**Rollback Target:** {incident.rollback_target or 'none (no earlier green deployment in the ledger)'}",
+        f"**Live now in {incident.env}:** {incident.live_state or 'unknown'}",
         "",
     ]
     if incident.run_url:

@@ -36,6 +36,11 @@ class Outcome:
 
 
 class Backend(Protocol):
+    """What the deployer needs of a backend. A backend may also offer ``withdraw(version) -> str``: take a
+    failed release down when there is no earlier green one to roll back to, returning what is live now in
+    words (the ``local`` backend stops the service and removes ``current``). Without it the deployer
+    reports that the failed release may still be live."""
+
     name: str
     reports_version: bool   # does the deployed service answer its version in /health?
 

@@ -7,6 +7,10 @@ release, swapped atomically (``os.symlink`` to a temporary name, then ``os.repla
 
 A release may carry ``service.env`` (``KEY=VALUE`` lines, e.g. ``DEMO_FAULT_UNHEALTHY=1``) added to the
 service's environment: that is how a test ships a "bad version".
+
+A failed deploy with no earlier green release to roll back to is withdrawn (``withdraw``): the service is
+stopped and ``current`` removed, so nothing half-working answers on the port; the release directory stays
+for inspection.
 """
 
 from __future__ import annotations
@@ -112,6 +116,19 @@ class LocalBackend:
             self.install(release)
         self.activate(version)
         return Outcome(self.base_url, f"releases/{version}", f"rolled back to {version}")
+
+    def withdraw(self, version: str) -> str:
+        """Take the failed release ``version`` out of service (no earlier green release to roll back to):
+        stop the service and remove ``current`` when it points at ``version`` (or is absent). A release that
+        was live before and is not ``version`` is left alone. Returns what is live now, in words."""
+        live = self.current_version()
+        if live is not None and live != version:
+            return f"release {live} is still live (the failed release {version} was never activated)"
+        self.stop()
+        self.current.unlink(missing_ok=True)
+        kept = f"; the failed release stays in {self.releases / version} for inspection" \
+            if (self.releases / version).is_dir() else ""
+        return f"no release is live: the service is stopped and `current` removed{kept}"
 
     def install(self, release: Release) -> Path:
         """Extract into ``releases/<version>`` (via a temp dir + rename; an existing release is kept)."""
