@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench lint clean
+.PHONY: demo test venv bench lint lab clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hardening needs Python 3.11+; set PYTHON=python3.11")'
@@ -31,6 +31,11 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hardening tests benchmarks
+
+## lab: JupyterLab on notebooks/ (installs the optional `lab` extra into .venv the first time)
+lab: $(STAMP)
+	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[dev,lab]'
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) reports/*.html reports/*.ipynb test-artifacts

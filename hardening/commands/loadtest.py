@@ -30,6 +30,10 @@ def _add_common(p: argparse.ArgumentParser, script: Path, slo_help: str) -> None
     p.add_argument("--redis-interval", type=float, default=1.0, help="Redis sampler period in seconds")
     p.add_argument("--keep-raw", action="store_true", help="keep k6's raw NDJSON beside the Parquet samples")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no live progress line")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when the run regressed against its baseline (docs/judge.md), even if SLOs pass")
+    p.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   help="write JUnit XML: one test case per SLO and per regression check")
 
 
 def register(sub) -> None:
@@ -49,7 +53,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_loadtest)
 
     d = sub.add_parser(
-        "demo", help="start embedded Redis + the demo payments service, load-test it, build the reports",
+        "demo", help="start embedded Redis + the demo service, load-test it, build the reports",
         description="Everything on 127.0.0.1: an embedded Redis (or REDIS_URL), the demo service, "
         "`hardening loadtest`, then `hardening report`. Exit codes as for loadtest.",
     )
@@ -64,6 +68,7 @@ def register(sub) -> None:
 def _options(args, base_url: str, redis_url: str | None) -> LoadTestOptions:
     return LoadTestOptions(
         base_url=base_url, script=args.script, slo=args.slo, no_slo=args.no_slo, profile=args.profile, out=args.out,
+        fail_on_regression=args.fail_on_regression, junit=args.junit,
         warn_only=args.warn_only, environment=args.environment, redis_url=redis_url,
         redis_interval=args.redis_interval, keep_raw=args.keep_raw, progress=args.progress,
     )

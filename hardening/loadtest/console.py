@@ -1,7 +1,7 @@
 """The console summary block printed after a load test, in the seed's layout.
 
 Every line comes from the run's own metrics: the SLO lines from the results, the custom metrics
-(the demo's ``payments_*``, or a user's own Counters, Rates, Gauges and Trends) from k6's summary.
+(the script's own Counters, Rates, Gauges and Trends) from k6's summary.
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ class LoadTestOptions:
     script: Path = DEFAULT_SCRIPT
     slo: Path | None = None  # None: loadtest/slo.json if present, else the script's own thresholds
     no_slo: bool = False  # record the run without gating it (no SLO file; exit 0 unless k6 errs)
+    fail_on_regression: bool = False  # exit 1 when the judge finds a regression against the baseline
+    junit: Path | None = None  # JUnit XML: one case per SLO and per regression check
     profile: str = "demo"
     out: Path = Path("data/runs")
     warn_only: bool = False
@@ -356,9 +358,30 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     )
     record = writer.finalize(run)
     print(console_summary(run), file=sys.stdout)
+    if status in (RunStatus.PASS, RunStatus.FAIL):
+        exit_code = _judge(opts, record, run, exit_code)
     print(f"run record: {record}", file=sys.stderr)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if status == RunStatus.FAIL and opts.warn_only:
         print("warning: SLOs failed; continuing because of --warn-only", file=sys.stderr)
     return LoadTestOutcome(status=status, exit_code=exit_code, record=record, run=run)
+
+
+def _judge(opts: LoadTestOptions, record: Path, run: RunRecord, exit_code: int) -> int:
+    """The one regression judge on the finished record: verdict.json, CI outputs, and the exit code
+    with --fail-on-regression (a run that already failed its SLOs keeps exit 1)."""
+    from hardening.analysis import ci_outputs
+    from hardening.analysis.judge import judge_run, write_verdict
+
+    verdict = judge_run(record, history_dir=opts.out)
+    write_verdict(record, verdict)
+    print(f"baseline: {verdict.headline}", file=sys.stderr)
+    if opts.junit is not None:
+        opts.junit.parent.mkdir(parents=True, exist_ok=True)
+        ci_outputs.write_junit(opts.junit, verdict, run)
+    ci_outputs.append_step_summary(ci_outputs.markdown_summary(verdict, run))
+    if opts.fail_on_regression and verdict.regression and exit_code == EXIT_OK and not opts.warn_only:
+        print(f"error: regression against the baseline: {verdict.headline}", file=sys.stderr)
+        return EXIT_FAIL
+    return exit_code

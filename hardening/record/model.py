@@ -6,7 +6,7 @@ schema version and the fields that readers rely on. Dataclasses keep that small,
 and keep ``load_runs`` fast (10,000 records in well under a second with orjson).
 
 Schema versions:
-- 1: key metrics held the demo's names (``payment_duration``, ``payments_successful``, ...) at the top
+- 1: key metrics held the demo script's custom metric names at the top
   level of ``metrics``; ``redis`` was sometimes the flat summary.
 - 2: ``metrics`` holds k6's built-in key figures; every other metric of k6's summary is in
   ``metrics.custom`` as ``{name: {"type": trend|counter|rate|gauge, "values": {...}}}``; ``redis`` is
