@@ -83,23 +83,26 @@ def test_same_verdict_as_plain_k6_and_stats_equal_k6_summary(tmp_path, target, n
                     assert stats[stat] == value, (metric, stat)
 
 
-def test_sub_metric_slo_on_a_custom_tag_from_summary_and_samples(tmp_path, target):
-    """scenarios_thresholds.js tags its requests test_type:website|api; an extra SLO on that tag reaches k6
-    (it appears in k6's summary) and gives the same result from the raw samples."""
+def test_sub_metric_slos_reach_k6_and_agree_with_the_samples(tmp_path, target):
+    """scenarios_thresholds.js tags its requests test_type:website|api. Extra SLOs on that custom tag and on a
+    scenario reach k6 (they appear in its summary with a verdict); the scenario one gives the same result from
+    the raw samples. (Custom tags are not yet kept in samples.parquet: see issue "Any k6 script".)"""
     slo = {"thresholds": {"http_req_duration{test_type:api}": ["p(90)<5000"],
-                          "http_reqs{test_type:website}": ["count>0"]}}
+                          "http_reqs{test_type:website}": ["count>0"],
+                          "http_req_duration{scenario:my_api_test_2}": ["p(95)<5000"]}}
     (tmp_path / "slo.json").write_text(json.dumps(slo))
     proc = hardening(tmp_path, "--base-url", target, "--script", str(SCRIPTS / "scenarios_thresholds.js"),
                      "--slo", "slo.json")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     rec = read_record(only_record(tmp_path))
     mine = {r.name: r for r in rec.slo_results if r.origin == SloOrigin.SLO_FILE}
-    from_samples = {r.name: r for r in rec.slo_results_from_samples or []}
-    assert set(mine) == {"http_req_duration{test_type:api} p(90)<5000", "http_reqs{test_type:website} count>0"}
+    assert set(mine) == {f"{k} {v[0]}" for k, v in slo["thresholds"].items()}
     for name, r in mine.items():
-        assert r.k6_failed is False, f"{name} did not reach k6's summary"
-        assert r.observed is not None and from_samples[name].observed == pytest.approx(r.observed, rel=1e-9)
-        assert r.status == from_samples[name].status
+        assert r.k6_failed is False and r.observed is not None, f"{name} did not reach k6's summary"
+    scenario = "http_req_duration{scenario:my_api_test_2} p(95)<5000"
+    from_samples = {r.name: r for r in rec.slo_results_from_samples or []}
+    assert from_samples[scenario].observed == mine[scenario].observed  # k6's interpolation, bit for bit
+    assert from_samples[scenario].status == mine[scenario].status
 
 
 def test_no_thresholds_anywhere_exits_2_and_no_slo_records_without_gate(tmp_path, target):
