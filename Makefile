@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_sampler.py
 	$(BIN)/python benchmarks/bench_reports.py
+	$(BIN)/python benchmarks/bench_masking.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check hardening tests benchmarks
