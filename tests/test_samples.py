@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -176,17 +178,63 @@ def test_gzip_input_gives_the_same_table(ingested, tmp_path):
     assert pq.read_table(tmp_path / "samples.parquet").equals(pq.read_table(ingested["parquet"]))
 
 
-def test_gzip_cut_short_keeps_what_was_written(ingested, tmp_path):
-    data = ingested["raw"].read_bytes()
-    packed = gzip.compress(data)
-    gz = tmp_path / "killed.json.gz"
-    gz.write_bytes(packed[: len(packed) // 2])
-    stats = ingest_k6_json(gz, tmp_path / "samples.parquet")
-    assert 0 < stats.points < ingested["stats"].points
-    assert any("gzip" in w for w in stats.warnings)
+def _k6_ndjson(points: int) -> list[bytes]:
+    """``points`` lines of k6 ``--out json`` output (a Metric line first), each ending with a newline."""
+    metric = {"type": "Metric", "data": {"name": "http_req_duration", "type": "trend", "contains": "time",
+                                         "thresholds": [], "submetrics": None}, "metric": "http_req_duration"}
+    lines = [json.dumps(metric).encode() + b"\n"]
+    for i in range(points):
+        tags = {"expected_response": "true", "group": "", "method": "GET", "name": f"http://127.0.0.1/p{i % 7}",
+                "proto": "HTTP/1.1", "scenario": "default", "status": "200", "url": f"http://127.0.0.1/p{i % 7}"}
+        point = {"metric": "http_req_duration", "type": "Point",
+                 "data": {"time": f"2024-05-01T10:{i // 6000 % 60:02d}:{i // 100 % 60:02d}.{i:06d}+05:30",
+                          "value": round(1.5 + (i * 7919 % 1000) / 7, 6), "tags": tags}}
+        lines.append(json.dumps(point).encode() + b"\n")
+    return lines
+
+
+def _assert_kept_exactly(killed: Path, lines: list[bytes], kept_lines: int, reported: str, tmp_path: Path) -> None:
+    stats = ingest_k6_json(killed, tmp_path / "samples.parquet")
+    assert (stats.lines, stats.points, stats.truncated_lines) == (kept_lines, kept_lines - 1, 1)
+    assert any(reported in w for w in stats.warnings), stats.warnings
+    assert any("cut off" in w for w in stats.warnings), stats.warnings
+    full = tmp_path / "full.json"
+    full.write_bytes(b"".join(lines))
+    ingest_k6_json(full, tmp_path / "full.parquet")
     kept = load_samples(tmp_path / "samples.parquet").astype({"metric": str})
-    full = load_samples(ingested["parquet"]).astype({"metric": str})
-    pd.testing.assert_frame_equal(kept, full.iloc[: len(kept)])
+    whole = load_samples(tmp_path / "full.parquet").astype({"metric": str})
+    pd.testing.assert_frame_equal(kept, whole.iloc[: kept_lines - 1])
+
+
+def test_gzip_cut_short_keeps_every_complete_line(tmp_path):
+    """k6 killed while gzipping, the file cut at byte 60,000 (inside a deflate block): every complete line that
+    the bytes before the cut hold is kept (> 2 MiB, several reads of the decompressor), the cut-off line left out."""
+    lines = _k6_ndjson(12_000)
+    packed = gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
+    cut = 60_000
+    assert len(packed) > cut * 1.5
+    decodable = zlib.decompressobj(wbits=31).decompress(packed[:cut])  # all that the prefix holds (stdlib)
+    kept_lines = decodable.count(b"\n")
+    assert b"".join(lines[:kept_lines]) == decodable[: decodable.rfind(b"\n") + 1]
+    assert len(decodable) > 2 * 1024 * 1024 and not decodable.endswith(b"\n")
+    killed = tmp_path / "killed.json.gz"
+    killed.write_bytes(packed[:cut])
+    _assert_kept_exactly(killed, lines, kept_lines, "gzip stream ends early", tmp_path)
+
+
+def test_gzip_zero_filled_tail_keeps_every_complete_line_before_it(tmp_path):
+    """A crash can leave the end of a file zero-filled: the lines before the zeros are kept, and reported."""
+    lines = _k6_ndjson(12_000)
+    kept_lines = 9_000  # the Metric line and 8,999 Points, then half of the next line before the zeros
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        gz.write(b"".join(lines[:kept_lines]) + lines[kept_lines][:50])
+        gz.flush(zlib.Z_SYNC_FLUSH)  # everything so far is decodable from the bytes before this offset
+        good = buf.tell()
+        gz.write(lines[kept_lines][50:] + b"".join(lines[kept_lines + 1:]))
+    killed = tmp_path / "killed.json.gz"
+    killed.write_bytes(buf.getvalue()[:good] + b"\0" * 4096)
+    _assert_kept_exactly(killed, lines, kept_lines, "gzip stream is corrupt", tmp_path)
 
 
 def test_corrupt_middle_line_names_it_and_keeps_the_old_output(ingested, tmp_path):

@@ -5,8 +5,8 @@
 - ``generate-report``: loadtest/redis-observability-report.md and loadtest/redis-comparison.json.
 
 The server comes from ``--url`` (default ``$REDIS_URL``); ``rediss://`` and passwords work; passwords are
-never printed or written. Exit codes: 0 ok, 2 usage (no URL, unreadable input file), 3 Redis unreachable
-or CONFIG not available.
+never printed or written. Exit codes: 0 ok, 2 usage (no URL, unreadable input file, Redis refusing the
+credentials in the URL), 3 Redis unreachable or CONFIG not available.
 """
 
 from __future__ import annotations
@@ -42,6 +42,27 @@ def _url(args: argparse.Namespace) -> str:
     return url
 
 
+def _refused(url: str, exc: redis.AuthenticationError) -> ConfigError:
+    return ConfigError(f"Redis {mask_url(url)} refused the credentials in the URL ({exc}). Fix the user name or "
+                       "password in REDIS_URL / --url (redis://user:password@host:port/db).")
+
+
+def _check_credentials(url: str, timeout: float) -> None:
+    """After a failure: a ConfigError (exit 2) if some node refused the URL's credentials (wrong or missing
+    password, unknown user), rather than calling the server unreachable (exit 3). Probed only when
+    something already failed, so a successful capture sends nothing extra."""
+    for seed in split_urls(url):
+        client = ToolClient(seed, timeout)
+        try:
+            client.call("PING")
+        except redis.AuthenticationError as exc:
+            raise _refused(seed, exc) from exc
+        except (redis.RedisError, OSError):
+            continue
+        finally:
+            client.close()
+
+
 def _url_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=None,
                    help="Redis URL, or comma-separated seed nodes of a cluster (default $REDIS_URL)")
@@ -51,7 +72,8 @@ def _url_arg(p: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "redis", help="Redis latency monitoring, before/after snapshots and the observability report",
-        description="Exit codes: 0 ok, 2 usage/config error, 3 Redis unreachable or CONFIG unavailable.")
+        description="Exit codes: 0 ok, 2 usage/config error (also: Redis refused the credentials in the URL), "
+        "3 Redis unreachable or CONFIG unavailable.")
     sub = p.add_subparsers(dest="redis_command", metavar="SUBCOMMAND", required=True)
 
     e = sub.add_parser("enable-monitoring", help="set latency-monitor-threshold (ms) and a matching slowlog threshold")
@@ -86,6 +108,7 @@ def cmd_enable_monitoring(args: argparse.Namespace) -> int:
     try:
         nodes = collector.discover()
         if not nodes:
+            _check_credentials(url, args.timeout)
             raise InfraError("cannot reach Redis: " + "; ".join(collector.discovery_errors))
         for node in nodes:
             client = collector.client(node)
@@ -95,6 +118,8 @@ def cmd_enable_monitoring(args: argparse.Namespace) -> int:
                 old = _config_get(client, param)
                 client.call("CONFIG", "SET", param, value)
                 print(f"{client.address}: {param} {old} -> {value}")
+    except redis.AuthenticationError as exc:  # a node of a cluster refused the credentials
+        raise _refused(url, exc) from exc
     except redis.ResponseError as exc:
         raise InfraError(f"cannot change the configuration of {mask_url(url)}: {exc}. Managed services "
                          "(ElastiCache, Memorystore, Azure) disable CONFIG: set latency-monitor-threshold and "
@@ -119,6 +144,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     finally:
         collector.close()
     if snap.get("error"):
+        _check_credentials(url, args.timeout)
         raise InfraError(f"cannot capture Redis at {mask_url(url)}: {snap['error']}")
     _write(args.out, "--out", lambda: write_json(args.out, snap))
     server = snap["server"]

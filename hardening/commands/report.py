@@ -17,7 +17,9 @@ def register(sub) -> None:
         description="Execute the report notebooks with papermill and render offline HTML (code hidden, no "
         "network) into --out, with index.html (verdict on top) and the executed .ipynb beside each page.",
         epilog="exit codes: 0 reports built (whatever the run's verdict); 1 a notebook failed (the notebook, "
-        "cell and error are named; the executed notebook is kept); 2 missing or corrupt run record or ledger.",
+        "cell and error are named; the executed notebook is kept); 2 missing or corrupt run record or ledger, "
+        "unreadable history folder, or an --out that is not a writable folder (checked before any notebook runs). "
+        "Skipped ledger lines and run records are printed as `warning: ...`.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--run", required=True, type=Path, help="run record folder, e.g. data/runs/<run_id>")
@@ -40,6 +42,7 @@ def build_reports_for(record: Path, history: Path | None = None, out: Path = Pat
     exists. Called by ``hardening demo`` after its load test. Raises NotebookFailed (1) / ConfigError (2).
     """
     from hardening.reports.build import build_reports
+    from hardening.reports.preflight import preflight
 
     if ledger is None and DEFAULT_LEDGER.is_file():
         ledger = DEFAULT_LEDGER
@@ -47,6 +50,9 @@ def build_reports_for(record: Path, history: Path | None = None, out: Path = Pat
         history = None
     elif history is None:
         history = Path(record).resolve().parent
+    # exit 2 for a bad ledger, history or --out, and every skipped line or record printed, before any notebook
+    preflight(record, history, out, ledger, stream=sys.stderr)
+
     def progress(line: str) -> None:  # one write per line: two workers report at once
         stream.write(f"report: {line}\n")
         stream.flush()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hardening.errors import InfraError
 from hardening.net import free_port, wait_for_port
-from hardening.processes import STOP_SIGNALS, stop_process
+from hardening.processes import STOP_SIGNALS, die_with_parent, stop_process
 
 
 def _wheel_binary(package: str, relative_glob: str) -> Path | None:
@@ -105,7 +105,8 @@ class EmbeddedRedis:
         try:
             with STOP_SIGNALS.deferred():
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE, start_new_session=True)
+                                             stderr=subprocess.PIPE, start_new_session=True,
+                                             preexec_fn=die_with_parent())
         except OSError as exc:
             raise InfraError(f"cannot start {self.binary}: {exc}") from exc
         except BaseException:

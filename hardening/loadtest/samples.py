@@ -134,7 +134,7 @@ class _Gunzip:
     ``corrupt_at`` at which compressed byte). Deflate cannot resynchronize, so nothing after either is readable.
     """
 
-    SALVAGE_STEP = 64  # compressed bytes fed at a time to recover the output just before a corrupt spot
+    SALVAGE_STEPS = (4096, 64, 1)  # compressed bytes fed at a time to find the corrupt spot
 
     def __init__(self, raw: pa.NativeFile, chunk_bytes: int = 1 << 18) -> None:
         self._raw = raw
@@ -171,26 +171,34 @@ class _Gunzip:
                 self._done = True
                 self.corrupt = str(exc)
                 return self._salvage(saved, self._input)
-            self._consumed += len(self._input) - len(self._d.unconsumed_tail)
-            self._input = self._d.unconsumed_tail
             if self._d.eof:  # member complete (CRC and length checked by zlib); another may follow
-                self._consumed -= len(self._d.unused_data)
-                self._input = self._d.unused_data + self._input
+                rest = self._d.unused_data
                 self._d = zlib.decompressobj(wbits=31)
                 self._in_member = False
+            else:
+                rest = self._d.unconsumed_tail
+            self._consumed += len(self._input) - len(rest)
+            self._input = rest
             if out:
                 return out
         return b""
 
-    def _salvage(self, state: Any, data: bytes) -> bytes:  # state: a zlib decompressobj
-        """The output of ``data`` up to the step that fails (fed to a copy of the state from before it)."""
+    def _salvage(self, state: Any, data: bytes) -> bytes:
+        """The output of ``data`` up to the byte where it turns corrupt (``state``: a copy of the zlib state
+        from before ``data``), found in ever smaller steps so nothing decodable before it is lost."""
         parts = []
-        for start in range(0, len(data), self.SALVAGE_STEP):
-            try:
-                parts.append(state.decompress(data[start:start + self.SALVAGE_STEP]))
-            except zlib.error:
-                self.corrupt_at = self._consumed + start
-                break
+        start, end = 0, len(data)
+        for step in self.SALVAGE_STEPS:
+            while start < end:
+                trial = state.copy()
+                try:
+                    parts.append(trial.decompress(data[start:start + step]))
+                except zlib.error:
+                    end = min(end, start + step)  # the bad byte is inside this step: look at it more closely
+                    break
+                state = trial
+                start += step
+        self.corrupt_at = self._consumed + start
         return b"".join(parts)
 
 
