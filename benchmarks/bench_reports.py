@@ -24,16 +24,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from hardening.record.layout import RunLayout
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "runs"
 SAMPLE_LEDGER = ROOT / "data" / "sample" / "deployments" / "ledger.jsonl"
 BIN = Path(sys.executable).parent
+NOTEBOOKS = ROOT / "hardening" / "reports" / "notebooks"  # the package data (notebooks/ holds symlinks)
 sys.path.insert(0, str(ROOT / "tests"))
 
 
 def sample_runs(tmp: Path) -> list[Path]:
     if SAMPLE.is_dir() and any(SAMPLE.iterdir()):
-        return sorted(p for p in SAMPLE.iterdir() if (p / "run.json").is_file())
+        return sorted(p for p in SAMPLE.iterdir() if RunLayout(p).run_json.is_file())
     from run_factory import make_history  # no sample shipped yet: constructed records
 
     return make_history(tmp / "constructed", n=24)
@@ -45,22 +48,22 @@ def clone_history(src: list[Path], dest: Path, n: int, with_parts: bool) -> list
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     out = []
     for i in range(n):
-        s = src[i % len(src)]
-        rec = json.loads((s / "run.json").read_text())
+        s = RunLayout(src[i % len(src)])
+        rec = json.loads(s.run_json.read_text())
         start = t0 + dt.timedelta(hours=i)
         rec["run_id"] = f"{start:%Y%m%dT%H%M%SZ}-bench00-{i:04x}"
         rec["started_at"] = start.isoformat()
-        d = dest / rec["run_id"]
-        d.mkdir()
-        (d / "run.json").write_text(json.dumps(rec))
+        d = RunLayout(dest / rec["run_id"])
+        d.root.mkdir()
+        d.run_json.write_text(json.dumps(rec))
         if with_parts:
-            for name in ("per_second.parquet", "k6-summary.json"):
-                if (s / name).exists():
-                    os.link(s / name, d / name)
-            if (s / "redis" / "comparison.json").exists():
-                (d / "redis").mkdir()
-                os.link(s / "redis" / "comparison.json", d / "redis" / "comparison.json")
-        out.append(d)
+            for part in ("per_second", "k6_summary"):
+                if getattr(s, part).exists():
+                    os.link(getattr(s, part), getattr(d, part))
+            if s.redis.comparison.exists():
+                d.redis.folder.mkdir()
+                os.link(s.redis.comparison, d.redis.comparison)
+        out.append(d.root)
     return out
 
 
@@ -91,7 +94,7 @@ def naive(run: Path, hist: Path, out: Path, ledger: Path) -> float:
     start = time.perf_counter()
     for name, params in jobs.items():
         executed = out / f"{name}.ipynb"
-        subprocess.run([str(BIN / "papermill"), str(ROOT / "notebooks" / f"{name}.ipynb"), str(executed),
+        subprocess.run([str(BIN / "papermill"), str(NOTEBOOKS / f"{name}.ipynb"), str(executed),
                         "-k", "python3", "--no-progress-bar", *params], check=True, capture_output=True)
         subprocess.run([str(BIN / "jupyter"), "nbconvert", "--to", "html", "--no-input", str(executed)],
                        check=True, capture_output=True)
@@ -99,7 +102,7 @@ def naive(run: Path, hist: Path, out: Path, ledger: Path) -> float:
 
 
 def naive_load(root: Path) -> pd.DataFrame:
-    rows = [json.loads(p.read_text()) for p in sorted(root.glob("*/run.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted(root.glob(f"*/{RunLayout.RUN_JSON}"))]
     return pd.json_normalize(rows)
 
 

@@ -5,39 +5,55 @@
 - One ``HTMLExporter`` is built once and reused (building it dominates a conversion); code cells are
   hidden (``exclude_input``), stderr streams are dropped from the HTML (they stay in the executed
   ``.ipynb`` kept beside it for audit), and the ``offline`` template removes every network script.
-- ``index.html`` puts the verdict on top and links the reports.
+- Each notebook's last cell writes its report's typed summary (a side file); they are read back into
+  the same classes (``RunReportSummary``, ``RedisReportSummary``, ...) and each adds its line under the
+  verdict of ``index.html``, which links the reports and uses the reports' one style.
 - A failing cell raises :class:`NotebookFailed` (exit 1) naming the notebook, the cell and the error.
 """
 
 from __future__ import annotations
 
 import copy
-import html
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import nbformat
-import orjson
 
 from hardening import atomic
 from hardening.errors import EXIT_FAIL, HardeningError
 from hardening.masking import mask
 from hardening.record.model import RunRecord
 from hardening.record.reader import read_record, resolve_path
-from hardening.reports.view import SUMMARY_MIMETYPE
+from hardening.reports import deployments, redis_report, run_report, slo_history
+from hardening.reports.style import SUMMARY_MIMETYPE, Summary, banner_html, esc, page, read_summary
 
 # Package data (found the same way in a checkout and in an installed wheel).
 TEMPLATES = Path(str(resources.files("hardening.reports") / "templates"))
 NOTEBOOKS = Path(str(resources.files("hardening.reports") / "notebooks"))
 CELL_TIMEOUT_S = 300
-EXPECTED_COST = {"slo_history": 4, "run_report": 3, "redis_report": 2, "deployments": 1}  # relative run times
+EXPECTED_COST = {slo_history.NAME: 4, run_report.NAME: 3, redis_report.NAME: 2, deployments.NAME: 1}  # relative
+
+
+@dataclass(frozen=True)
+class Report:
+    """One report: its notebook (``<name>.ipynb``), page title and the typed summary its side file holds."""
+
+    name: str
+    title: str
+    summary_type: type[Summary]
+
+
+RUN_REPORT = Report(run_report.NAME, run_report.TITLE, run_report.RunReportSummary)
+REDIS_REPORT = Report(redis_report.NAME, redis_report.TITLE, redis_report.RedisReportSummary)
+SLO_HISTORY = Report(slo_history.NAME, slo_history.TITLE, slo_history.SloHistorySummary)
+DEPLOYMENTS = Report(deployments.NAME, deployments.TITLE, deployments.DeploymentsSummary)
 
 
 class NotebookFailed(HardeningError):
@@ -55,10 +71,18 @@ class NotebookFailed(HardeningError):
 
 @dataclass
 class ReportJob:
-    name: str
-    title: str
+    report: Report
     notebook: Path
     parameters: dict[str, Any]
+    summary_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.report.name
+
+    @property
+    def title(self) -> str:
+        return self.report.title
 
 
 @dataclass
@@ -66,7 +90,7 @@ class ReportResult:
     job: ReportJob
     html: Path
     ipynb: Path
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: Summary | None = None  # the report's typed side file; None when it could not be read
     seconds: float = 0.0
     html_bytes: int = 0
 
@@ -81,23 +105,17 @@ def notebook_path(name: str) -> Path:
 def plan(run_dir: Path, history_dir: Path | None, out_dir: Path, ledger: Path | None = None) -> list[ReportJob]:
     """The notebooks to run for one run (deployments only with a ledger), with absolute-path parameters."""
     hist = str(history_dir) if history_dir else ""
-    run_id = run_dir.name
 
-    def side(name: str) -> str:
-        return str(out_dir / f"{name}.summary.json")
+    def job(report: Report, **parameters: str) -> ReportJob:
+        side = out_dir / f"{report.name}.summary.json"
+        return ReportJob(report, notebook_path(report.name), {**parameters, "summary_path": str(side)}, side)
 
-    jobs = [
-        ReportJob("run_report", "Run report", notebook_path("run_report"),
-                  {"run_dir": str(run_dir), "history_dir": hist, "summary_path": side("run_report")}),
-        ReportJob("redis_report", "Redis report", notebook_path("redis_report"),
-                  {"run_dir": str(run_dir), "history_dir": hist, "summary_path": side("redis_report")}),
-    ]
+    jobs = [job(RUN_REPORT, run_dir=str(run_dir), history_dir=hist),
+            job(REDIS_REPORT, run_dir=str(run_dir), history_dir=hist)]
     if history_dir:
-        jobs.append(ReportJob("slo_history", "SLO history", notebook_path("slo_history"),
-                              {"history_dir": hist, "highlight_run": run_id, "summary_path": side("slo_history")}))
+        jobs.append(job(SLO_HISTORY, history_dir=hist, highlight_run=run_dir.name))
     if ledger:
-        jobs.append(ReportJob("deployments", "Deployments", notebook_path("deployments"),
-                              {"ledger_path": str(ledger), "summary_path": side("deployments")}))
+        jobs.append(job(DEPLOYMENTS, ledger_path=str(ledger)))
     return jobs
 
 
@@ -121,8 +139,11 @@ class HtmlRenderer:
         return len(body.encode("utf-8"))
 
 
+ANALYST_MARKER = "<!-- analyst -->"  # in a markdown cell, what follows is for analysts (parameters), not the HTML
+
+
 def strip_for_html(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Stakeholder view: no stderr streams (warnings) and no papermill parameter cells."""
+    """Stakeholder view: no stderr streams (warnings), no papermill parameter cells, no analyst notes."""
     nb = copy.deepcopy(nb)
     cells = []
     for cell in nb.cells:
@@ -131,6 +152,8 @@ def strip_for_html(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             continue
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not _hidden(o)]
+        elif cell.cell_type == "markdown" and ANALYST_MARKER in cell.source:
+            cell.source = cell.source.split(ANALYST_MARKER, 1)[0].rstrip()
         cells.append(cell)
     nb.cells = cells
     return nb
@@ -182,13 +205,6 @@ def execute(job: ReportJob, out_dir: Path) -> Path:
     return executed
 
 
-def _read_summary(path: str) -> dict[str, Any]:
-    try:
-        return orjson.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
-        return {}
-
-
 def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLike[str] | None, out_dir: str
                   | os.PathLike[str], ledger: str | os.PathLike[str] | None = None, workers: int = 2,
                   progress: Callable[[str], None] = print) -> list[ReportResult]:
@@ -215,7 +231,8 @@ def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLik
         size = renderer.render(executed, dest, f"{job.title} — {record.run_id}")
         seconds = time.perf_counter() - start
         progress(f"[{i}/{total}] {job.name}: done in {seconds:.1f} s -> {dest} ({size / 1024:.0f} KB)")
-        return ReportResult(job, dest, executed, _read_summary(job.parameters["summary_path"]), seconds, size)
+        return ReportResult(job, dest, executed, read_summary(job.summary_path, job.report.summary_type), seconds,
+                            size)
 
     # longest first (history, then the run report) so two workers finish together; results stay in plan order
     order = sorted(range(total), key=lambda k: EXPECTED_COST.get(jobs[k].name, 0), reverse=True)
@@ -236,40 +253,16 @@ def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLik
 
 # ---------------------------------------------------------------- index.html
 
-INDEX_STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:24px auto;padding:0 16px;color:#1f2328}
-.banner{padding:16px 20px;border-radius:6px;color:#fff;margin-bottom:18px}.banner h1{margin:0 0 6px;font-size:28px}
-.pass{background:#1a7f37}.fail{background:#cf222e}.other{background:#9a6700}
-li{margin:6px 0}.muted{color:#57606a;font-size:13px}"""
-
 
 def write_index(out: Path, record: RunRecord, results: list[ReportResult]) -> Path:
-    """``index.html``: verdict, baseline sentence, history alert, then links (all strings escaped)."""
-    from hardening.reports.view import verdict_text
-
-    status, sentence = verdict_text(record)
-    cls = {"PASS": "pass", "FAIL": "fail"}.get(status, "other")
-    by_name = {r.job.name: r for r in results}
-    lines = [sentence]
-    if "run_report" in by_name:
-        headline = (by_name["run_report"].summary.get("baseline") or {}).get("headline")
-        if headline:
-            lines.append(f"Baseline: {headline}")
-    if "slo_history" in by_name:
-        alert = (by_name["slo_history"].summary.get("failure_alert") or {}).get("text")
-        if alert:
-            lines.append(f"History: {alert}")
-    if "deployments" in by_name:
-        cfr = by_name["deployments"].summary.get("change_failure_rate")
-        if cfr is not None:
-            lines.append(f"Deployments: change failure rate {cfr * 100:.0f}%")
+    """``index.html``: the run's verdict, one line per report summary, then links (all strings escaped)."""
+    status, sentence = run_report.verdict_text(record)
+    lines = [sentence, *(line for r in results if r.summary and (line := r.summary.index_line()))]
     facts = (f"run {record.run_id} · environment {record.environment} · branch {record.git.branch} · "
              f"started {record.started_at}")
-    e = lambda s: html.escape(mask(str(s)), quote=True)  # noqa: E731
-    links = "".join(f'<li><a href="{e(r.html.name)}">{e(r.job.title)}</a> <span class="muted">({r.html_bytes / 1024:.0f} KB;'
-                    f' executed notebook: <a href="{e(r.ipynb.name)}">{e(r.ipynb.name)}</a>)</span></li>' for r in results)
-    body = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>Load-test reports — {e(record.run_id)}'
-            f'</title><style>{INDEX_STYLE}</style></head><body><div class="banner {cls}" id="verdict">'
-            f"<h1>Verdict: {e(status)}</h1>" + "".join(f"<div>{e(x)}</div>" for x in lines)
-            + f'</div><p class="muted">{e(facts)}</p><h2>Reports</h2><ul>{links}</ul></body></html>')
-    return atomic.write_text(out / "index.html", body)
+    links = "".join(f'<li><a href="{esc(r.html.name)}">{esc(r.job.title)}</a> <span class="hz-muted">'
+                    f'({r.html_bytes / 1024:.0f} KB; executed notebook: <a href="{esc(r.ipynb.name)}">'
+                    f"{esc(r.ipynb.name)}</a>)</span></li>" for r in results)
+    body = (banner_html(f"Verdict: {status}", lines, status, level=1)
+            + f'<p class="hz-muted">{esc(facts)}</p><h2>Reports</h2><ul>{links}</ul>')
+    return atomic.write_text(out / "index.html", page(f"Load-test reports — {record.run_id}", body))

@@ -1,9 +1,15 @@
-"""Read a run's ``redis/`` folder for the Redis report, tolerating absent or partial files.
+"""The Redis report (``notebooks/redis_report.ipynb``): what Redis did while k6 loaded the service.
 
-Files (issue 3): ``before.json`` / ``after.json`` (snapshots: ``{"nodes": [{"info": {section: {field}},
-"latency": {"latest": [...]}, "slowlog": {"entries": [...]}, ...}]}``), ``timeline.jsonl`` (one JSON object
-per sample, ``t`` = UTC epoch seconds), ``comparison.json`` and ``redis-observability-report.md``.
-Anything missing yields empty tables and a note, never an exception: a report says "no Redis data".
+Everything it states comes from the comparison ``hardening.redisobs`` wrote into the run record
+(``RunLayout(run).redis.comparison``): before/after/delta with the tool's own commands excluded, per-command
+µs/call, latency events, the (redacted) slowlog, recommendations, and whether counters were reset (restart or
+``CONFIG RESETSTAT``) during the window. The sampler's timeline is drawn under k6's requests/s and p95.
+
+When the comparison file is absent but both snapshots are there, the comparison is computed now by
+:func:`hardening.redisobs.compare.compare`, the one implementation, and the report says so. When it cannot
+be had, the report says plainly that there is no comparison; it never estimates one by itself.
+
+:class:`RedisReport` is the view model the notebook calls; :class:`RedisReportSummary` is its side file.
 """
 
 from __future__ import annotations
@@ -11,46 +17,67 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
+from IPython.display import HTML
 
-from hardening.record.reader import RecordWarning
+from hardening.record.layout import RedisLayout, RunLayout
+from hardening.record.reader import RecordWarning, RunData, latest_run_dir, load_run
+from hardening.redisobs.compare import compare
+from hardening.redisobs.sampler import read_timeline as read_timeline_rows
+from hardening.reports import charts
+from hardening.reports.run_report import verdict_banner
+from hardening.reports.style import BLUE, ORANGE, PURPLE, Summary, join, note, table
 
-BEFORE_AFTER = (
-    ("clients", "connected_clients", "Connected clients"),
-    ("clients", "blocked_clients", "Blocked clients"),
-    ("stats", "total_commands_processed", "Total commands"),
-    ("stats", "instantaneous_ops_per_sec", "Ops/sec (instantaneous)"),
-    ("stats", "total_connections_received", "Connections received"),
-    ("stats", "rejected_connections", "Rejected connections"),
-    ("stats", "keyspace_hits", "Keyspace hits"),
-    ("stats", "keyspace_misses", "Keyspace misses"),
-    ("stats", "evicted_keys", "Evicted keys"),
-    ("stats", "total_error_replies", "Error replies"),
-    ("memory", "used_memory", "Used memory (bytes)"),
-    ("memory", "used_memory_peak", "Peak memory (bytes)"),
-    ("memory", "mem_fragmentation_ratio", "Fragmentation ratio"),
-)
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
+NAME, TITLE = "redis_report", "Redis report"
+
 TIMELINE_SERIES = (
     ("ops_per_sec", "ops/s"), ("instantaneous_ops_per_sec", "ops/s (INFO)"), ("connected_clients", "clients"),
     ("blocked_clients", "blocked"), ("used_memory", "memory bytes"), ("mem_fragmentation_ratio", "fragmentation"),
     ("hit_ratio", "hit ratio"),
 )
+COMMAND_COLUMNS = ["command", "calls", "usec_per_call", "share_of_time", "p50_us_le", "p99_us_le", "failed_calls"]
+EVENT_COLUMNS = ["event", "node", "samples_in_window", "peak_ms", "peak_time", "all_time_max_ms"]
+SLOWLOG_COLUMNS = ["id", "duration_us", "command", "args", "time", "node"]
+RECOMMENDATION_COLUMNS = ["severity", "title", "detail", "rule", "threshold"]
+
+FROM_FILE, COMPUTED, NONE = "file", "computed", "none"
+
+
+# ---------------------------------------------------------------- reading the run's Redis folder
 
 
 @dataclass
 class RedisData:
+    """A run's Redis observation: snapshots, comparison (``source`` says where it came from), timeline."""
+
+    layout: RedisLayout
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] = field(default_factory=dict)
+    source: str = NONE  # FROM_FILE | COMPUTED | NONE
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame)
     missing: list[str] = field(default_factory=list)
+    problem: str = ""  # why a comparison could not be computed
 
     @property
     def present(self) -> bool:
         return bool(self.before or self.after or self.comparison or not self.timeline.empty)
+
+    @property
+    def aggregate(self) -> dict[str, Any]:
+        """The comparison's aggregate over all nodes (empty without a comparison)."""
+        agg = self.comparison.get("aggregate")
+        return agg if isinstance(agg, dict) else {}
+
+    @property
+    def reset(self) -> bool:
+        return bool((self.aggregate.get("reset") or {}).get("detected"))
 
 
 def _json(path: Path, missing: list[str]) -> dict[str, Any]:
@@ -66,23 +93,21 @@ def _json(path: Path, missing: list[str]) -> dict[str, Any]:
         return {}
 
 
-def read_timeline(path: Path) -> pd.DataFrame:
-    """timeline.jsonl -> flat DataFrame with a UTC ``time`` column (bad lines skipped)."""
-    if not path.is_file():
-        return pd.DataFrame()
-    rows = []
-    for line in path.read_bytes().splitlines():
-        try:
-            obj = orjson.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "t" in obj:
-            rows.append(obj)
+def read_comparison(files: RedisLayout) -> dict[str, Any] | None:
+    """The comparison ``hardening.redisobs`` wrote, or None when absent or unreadable."""
+    missing: list[str] = []
+    data = _json(files.comparison, missing)
+    return data or None
+
+
+def timeline_frame(files: RedisLayout) -> pd.DataFrame:
+    """The sampler's timeline as a flat DataFrame with a UTC ``time`` column (empty when absent)."""
+    rows = [r for r in read_timeline_rows(files.timeline) if isinstance(r, dict) and "t" in r]
     if not rows:
         return pd.DataFrame()
     df = pd.json_normalize(rows, sep=".")
     df["time"] = pd.to_datetime(df["t"], unit="s", utc=True)
-    for col, _ in TIMELINE_SERIES:  # promote nested fields (e.g. "stats.connected_clients") to short names
+    for col, _ in TIMELINE_SERIES:  # promote nested fields (e.g. "gauges.connected_clients") to short names
         if col not in df:
             nested = [c for c in df.columns if c.endswith("." + col)]
             if nested:
@@ -90,136 +115,78 @@ def read_timeline(path: Path) -> pd.DataFrame:
     return df.sort_values("time").reset_index(drop=True)
 
 
-def load_redis(redis_dir: Path | None) -> RedisData:
-    if redis_dir is None or not Path(redis_dir).is_dir():
-        return RedisData(missing=["redis/"])
-    d = Path(redis_dir)
+def load_redis(run: RunLayout) -> RedisData:
+    """The Redis part of a run record; absent parts are empty and named in ``missing``, never an exception."""
+    files = run.redis
+    if not files.folder.is_dir():
+        return RedisData(layout=files, missing=[f"{files.folder.name}/"])
     missing: list[str] = []
-    data = RedisData(before=_json(d / "before.json", missing), after=_json(d / "after.json", missing),
-                     comparison=_json(d / "comparison.json", missing), missing=missing)
-    data.timeline = read_timeline(d / "timeline.jsonl")
+    data = RedisData(layout=files, before=_json(files.before, missing), after=_json(files.after, missing),
+                     missing=missing)
+    comparison = _json(files.comparison, missing)
+    if comparison:
+        data.comparison, data.source = comparison, FROM_FILE
+    elif data.before and data.after:
+        try:
+            data.comparison = compare(data.before, data.after, read_timeline_rows(files.timeline))
+            data.source = COMPUTED
+        except Exception as exc:  # snapshots too incomplete to compare: say so, estimate nothing
+            data.problem = f"{type(exc).__name__}: {exc}"
+    data.timeline = timeline_frame(files)
     if data.timeline.empty:
-        missing.append("timeline.jsonl")
+        missing.append(files.timeline.name)
     return data
 
 
-def _nodes(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = snapshot.get("nodes")
-    if isinstance(nodes, list):
-        return [n for n in nodes if isinstance(n, dict)]
-    return [snapshot] if "info" in snapshot else []
+def _rel(path: Path, layout: RedisLayout) -> str:
+    return f"{layout.folder.name}/{path.name}"
 
 
-def _info_value(snapshot: dict[str, Any], section: str, key: str) -> float | None:
-    """The field summed over nodes (ratios: the maximum), None when no node has it."""
-    values = []
-    for node in _nodes(snapshot):
-        v = ((node.get("info") or {}).get(section) or {}).get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            values.append(float(v))
-    if not values:
-        return None
-    return max(values) if "ratio" in key else sum(values)
-
-
-def aggregate(data: RedisData) -> dict[str, Any]:
-    """``comparison.json``'s aggregate over all nodes (empty when the comparison is absent)."""
-    agg = data.comparison.get("aggregate")
-    return agg if isinstance(agg, dict) else {}
+# ---------------------------------------------------------------- tables (from the comparison only)
 
 
 def before_after(data: RedisData) -> pd.DataFrame:
-    """Before / after / delta per figure: from comparison.json (tool commands excluded), else the snapshots."""
-    agg = aggregate(data)
-    if agg.get("counters") or agg.get("gauges"):
-        rows = [{"metric": name, **{k: v.get(k) for k in ("before", "after", "delta")}}
-                for part in ("gauges", "counters") for name, v in (agg.get(part) or {}).items() if isinstance(v, dict)]
-        if agg.get("ops_per_sec") is not None:
-            rows.append({"metric": "ops_per_sec (window average, app only)", "before": None, "after": None,
-                         "delta": agg["ops_per_sec"]})
-        if agg.get("hit_ratio_window") is not None:
-            rows.append({"metric": "hit_ratio (window)", "before": agg.get("hit_ratio_before"), "after": None,
-                         "delta": agg["hit_ratio_window"]})
-        return pd.DataFrame(rows, columns=["metric", "before", "after", "delta"])
-    rows = []
-    for section, key, label in BEFORE_AFTER:
-        b, a = _info_value(data.before, section, key), _info_value(data.after, section, key)
-        if b is None and a is None:
-            continue
-        rows.append({"metric": label, "before": b, "after": a,
-                     "delta": a - b if a is not None and b is not None else None})
+    """Before / after / delta per gauge and counter (tool commands excluded), then window ops/s and hit ratio."""
+    agg = data.aggregate
+    rows = [{"metric": name, "before": v.get("before"), "after": v.get("after"), "delta": v.get("delta")}
+            for part in ("gauges", "counters") for name, v in (agg.get(part) or {}).items() if isinstance(v, dict)]
+    if agg.get("ops_per_sec") is not None:
+        rows.append({"metric": "ops_per_sec (window average, app only)", "before": None, "after": None,
+                     "delta": agg["ops_per_sec"]})
+    if agg.get("hit_ratio_window") is not None:
+        rows.append({"metric": "hit_ratio (window)", "before": agg.get("hit_ratio_before"), "after": None,
+                     "delta": agg["hit_ratio_window"]})
     return pd.DataFrame(rows, columns=["metric", "before", "after", "delta"])
 
 
-COMMAND_COLUMNS = ["command", "calls", "usec_per_call", "share_of_time", "p50_us_le", "p99_us_le", "failed_calls"]
-
-
 def command_latency(data: RedisData) -> pd.DataFrame:
-    """Per-command calls and µs/call in the window: Δusec / Δcalls of commandstats (after − before)."""
-    per_command = aggregate(data).get("per_command")
-    if isinstance(per_command, list) and per_command:
-        df = pd.DataFrame(per_command)
-        return df.reindex(columns=[c for c in COMMAND_COLUMNS if c in df.columns])
-    before: dict[str, dict[str, float]] = {}
-    after: dict[str, dict[str, float]] = {}
-    for snap, dest in ((data.before, before), (data.after, after)):
-        for node in _nodes(snap):
-            for cmd, st in ((node.get("info") or {}).get("commandstats") or {}).items():
-                slot = dest.setdefault(cmd, {"calls": 0.0, "usec": 0.0})
-                slot["calls"] += float(st.get("calls", 0) or 0)
-                slot["usec"] += float(st.get("usec", 0) or 0)
-    rows = []
-    for cmd, st in after.items():
-        b = before.get(cmd, {"calls": 0.0, "usec": 0.0})
-        calls, usec = st["calls"] - b["calls"], st["usec"] - b["usec"]
-        if calls <= 0 or usec < 0:  # no calls in the window, or counters reset: never a negative delta
-            continue
-        rows.append({"command": cmd, "calls": int(calls), "usec_per_call": usec / calls, "total_ms": usec / 1000})
-    df = pd.DataFrame(rows, columns=["command", "calls", "usec_per_call", "total_ms"])
-    return df.sort_values("total_ms", ascending=False).reset_index(drop=True)
+    """Per-command calls and µs/call in the window (Δusec / Δcalls), percentiles from histogram deltas."""
+    per_command = data.aggregate.get("per_command")
+    df = pd.DataFrame([r for r in per_command if isinstance(r, dict)] if isinstance(per_command, list) else [])
+    return df.reindex(columns=[c for c in COMMAND_COLUMNS if c in df.columns] or COMMAND_COLUMNS)
 
 
 def latency_events(data: RedisData) -> pd.DataFrame:
-    agg = aggregate(data)
-    if "latency_events" in agg:
-        cols = ["event", "node", "samples_in_window", "peak_ms", "peak_time", "all_time_max_ms"]
-        return pd.DataFrame(agg.get("latency_events") or [], columns=cols)
-    rows = []
-    for node in _nodes(data.after):
-        for ev in (node.get("latency") or {}).get("latest") or []:
-            rows.append({"node": node.get("address"), "event": ev.get("event"), "latest_ms": ev.get("latest_ms"),
-                         "max_ms": ev.get("max_ms"),
-                         "time": pd.to_datetime(ev.get("time"), unit="s", utc=True) if ev.get("time") else None})
-    return pd.DataFrame(rows, columns=["node", "event", "latest_ms", "max_ms", "time"])
+    return pd.DataFrame(data.aggregate.get("latency_events") or [], columns=EVENT_COLUMNS)
+
+
+def _time(value: Any) -> pd.Timestamp | None:
+    return pd.to_datetime(value, unit="s", utc=True) if isinstance(value, int | float) else None
 
 
 def slowlog(data: RedisData) -> pd.DataFrame:
-    """Slowlog entries new since the before snapshot (already redacted by the collector), slowest first."""
-    log = aggregate(data).get("slowlog")
-    if isinstance(log, dict):
-        rows = [{"id": e.get("id"), "duration_us": e.get("duration_us"), "command": e.get("command"),
-                 "args": e.get("arg_count"), "time": pd.to_datetime(e.get("time"), unit="s", utc=True)
-                 if e.get("time") else None, "node": e.get("node")} for e in log.get("top") or []]
-        return pd.DataFrame(rows, columns=["id", "duration_us", "command", "args", "time", "node"])
-    before_max = {n.get("address"): (n.get("slowlog") or {}).get("max_id") for n in _nodes(data.before)}
-    rows = []
-    for node in _nodes(data.after):
-        floor = before_max.get(node.get("address"))
-        for e in (node.get("slowlog") or {}).get("entries") or []:
-            if e.get("tool") or (floor is not None and e.get("id", 0) <= floor):
-                continue
-            rows.append({"id": e.get("id"), "duration_us": e.get("duration_us"), "command": e.get("command"),
-                         "args": e.get("arg_count"),
-                         "time": pd.to_datetime(e.get("time"), unit="s", utc=True) if e.get("time") else None,
-                         "client": e.get("client")})
-    df = pd.DataFrame(rows, columns=["id", "duration_us", "command", "args", "time", "client"])
-    return df.sort_values("duration_us", ascending=False).reset_index(drop=True)
+    """Slowlog entries new in the window (redacted by the collector), slowest first."""
+    log = data.aggregate.get("slowlog")
+    top = (log.get("top") or []) if isinstance(log, dict) else []
+    rows = [{"id": e.get("id"), "duration_us": e.get("duration_us"), "command": e.get("command"),
+             "args": e.get("arg_count"), "time": _time(e.get("time")), "node": e.get("node")} for e in top]
+    return pd.DataFrame(rows, columns=SLOWLOG_COLUMNS)
 
 
 def slowlog_facts(data: RedisData) -> str:
-    log = aggregate(data).get("slowlog")
+    log = data.aggregate.get("slowlog")
     if not isinstance(log, dict):
-        return "Slowlog: not read in this run."
+        return "Slowlog: not read in this run." if data.comparison else "Slowlog: no comparison, nothing to show."
     return (f"Slowlog: {log.get('new_entries', 0)} new entries in the window, {log.get('lost_entries', 0)} lost"
             f"{' (at least)' if log.get('lost_is_lower_bound') else ''}; {log.get('tool_entries_excluded', 0)} "
             "entries of the tool itself excluded; arguments are redacted.")
@@ -229,53 +196,145 @@ def recommendations(data: RedisData) -> pd.DataFrame:
     rows = []
     for r in data.comparison.get("recommendations") or []:
         if isinstance(r, dict):
-            rows.append({"severity": r.get("severity"), "title": r.get("title"), "detail": r.get("detail"),
-                         "rule": r.get("rule"), "threshold": r.get("threshold")})
+            rows.append({k: r.get(k) for k in RECOMMENDATION_COLUMNS})
         else:
             rows.append({"severity": None, "title": str(r), "detail": None, "rule": None, "threshold": None})
-    return pd.DataFrame(rows, columns=["severity", "title", "detail", "rule", "threshold"])
+    return pd.DataFrame(rows, columns=RECOMMENDATION_COLUMNS)
 
 
 def server_label(data: RedisData) -> str:
     server = data.comparison.get("server") or data.after.get("server") or data.before.get("server") or {}
-    if isinstance(server, dict):
-        name = server.get("kind") or server.get("name") or server.get("server_name") or "redis"
-        version = server.get("version") or server.get("valkey_version") or server.get("redis_version") or "?"
-        mode = data.comparison.get("mode") or data.after.get("mode") or data.before.get("mode") or "standalone"
-        return f"{name} {version} ({mode})"
-    return str(server)
+    if not isinstance(server, dict):
+        return str(server)
+    name = server.get("kind") or server.get("name") or "Redis"
+    version = server.get("version") or server.get("redis_version") or "?"
+    mode = data.comparison.get("mode") or data.after.get("mode") or data.before.get("mode") or "standalone"
+    return f"{name} {version} ({mode})"
 
 
-def redis_trends(runs: pd.DataFrame, top_commands: int = 6) -> pd.DataFrame:
-    """Per run with Redis data: memory growth, clients, slowlog/latency-event counts, µs per call per command.
+def status_notes(data: RedisData) -> list[str]:
+    """What the reader must know before the tables: no data, no comparison, computed comparison, resets."""
+    files = data.layout
+    if not data.present:
+        return [f"No Redis data in this run record (no {files.folder.name}/ folder): Redis was not observed "
+                "during this run."]
+    notes = [f"Redis: {server_label(data)}"]
+    if data.source == NONE:
+        notes.append(f"No Redis comparison in this run record: {_rel(files.comparison, files)} is missing"
+                     + (f" and the snapshots could not be compared ({data.problem})" if data.problem else
+                        " and so is a before or after snapshot")
+                     + ". There are no before/after deltas, per-command latency, slowlog or recommendations; "
+                     "the timeline is shown as sampled.")
+    elif data.source == COMPUTED:
+        notes.append(f"{_rel(files.comparison, files)} is missing: the comparison below was computed now from "
+                     f"{_rel(files.before, files)} and {_rel(files.after, files)} by hardening.redisobs.compare.")
+    if data.reset:
+        reasons = "; ".join((data.aggregate.get("reset") or {}).get("reasons") or [])
+        notes.append("Counters were reset during the window (server restart or CONFIG RESETSTAT): deltas count "
+                     f"only what accumulated since the reset and are lower bounds ({reasons}).")
+    errors = [e for e in data.comparison.get("errors") or [] if isinstance(e, str)]
+    if errors:
+        notes.append("Observation errors: " + "; ".join(errors))
+    return notes
 
-    Reads each run's ``redis/comparison.json`` (only for runs that have one), so the run loader stays fast.
-    """
-    rows = []
-    for run_id, path in zip(runs["run_id"], runs["path"], strict=True):
-        f = Path(path) / "redis" / "comparison.json"
-        if not f.is_file():
-            continue
-        try:
-            agg = (orjson.loads(f.read_bytes()) or {}).get("aggregate") or {}
-        except ValueError:
-            continue
-        gauges = agg.get("gauges") or {}
-        peaks = agg.get("peaks") or {}
-        row: dict[str, Any] = {
-            "run_id": run_id,
-            "used_memory_growth": (gauges.get("used_memory") or {}).get("delta"),
-            "peak_connected_clients": peaks.get("connected_clients"),
-            "peak_blocked_clients": peaks.get("blocked_clients"),
-            "slowlog_new_entries": (agg.get("slowlog") or {}).get("new_entries"),
-            "latency_events": len(agg.get("latency_events") or []),
-            "ops_per_sec": agg.get("ops_per_sec"),
-        }
-        for cmd in (agg.get("per_command") or [])[:top_commands]:
-            if isinstance(cmd, dict) and cmd.get("command"):
-                row[f"{cmd['command']} µs/call"] = cmd.get("usec_per_call")
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return pd.DataFrame(columns=["run_id"])
-    return runs[["run_id"]].merge(out, on="run_id", how="left")
+
+# ---------------------------------------------------------------- figures
+
+
+def timeline_figure(per_second: pd.DataFrame, timeline: pd.DataFrame,
+                    series: tuple[tuple[str, str], ...] = TIMELINE_SERIES) -> plt.Figure:
+    """k6 requests/s and p95 above the Redis timeline series, all on the same UTC time axis."""
+    import matplotlib.pyplot as plt
+
+    present = [(c, lab) for c, lab in series if c in timeline and timeline[c].notna().any()]
+    if timeline.empty or not present:
+        return charts.message("No Redis timeline in this run record.")
+    k6 = per_second[per_second["scenario"] == "all"] if not per_second.empty else per_second
+    n = 2 + len(present)
+    fig, axes = plt.subplots(n, 1, figsize=(charts.WIDTH, 1.7 * n + 0.5), sharex=True)
+    if not k6.empty:
+        t = pd.to_datetime(k6["second"], utc=True)
+        axes[0].plot(t, k6["rps"], color=BLUE)
+        axes[1].plot(t, k6["p95_ms"], color=ORANGE)
+    axes[0].set_ylabel("k6 req/s")
+    axes[1].set_ylabel("k6 p95 ms")
+    for ax, (col, lab) in zip(axes[2:], present, strict=True):
+        ax.plot(timeline["time"], timeline[col], color=PURPLE)
+        ax.set_ylabel(charts.label(lab), fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    charts.time_axis(axes[-1])
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- side file and view model
+
+
+@dataclass
+class RedisReportSummary(Summary):
+    run_id: str
+    redis_present: bool
+    comparison: str  # "file" (written by the observation), "computed" (from the snapshots) or "none"
+    missing: list[str]
+    server: str | None = None
+    reset: bool = False
+    before_after: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    slowlog_entries: int = 0
+    latency_events: int = 0
+    timeline_rows: int = 0
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RedisReport:
+    """One run's Redis observation; each method is one section of the notebook."""
+
+    run: RunData
+    redis: RedisData
+
+    @classmethod
+    def load(cls, run_dir: str = "", history_dir: str = "") -> RedisReport:
+        run = load_run(run_dir or latest_run_dir(history_dir))
+        return cls(run, load_redis(run.layout))
+
+    def header(self) -> HTML:
+        """The run's verdict, then what the reader must know about the Redis data."""
+        return join(verdict_banner(self.run.record), *(note(n) for n in status_notes(self.redis)))
+
+    def before_after_table(self) -> HTML:
+        return table(before_after(self.redis), "Connections, commands, memory")
+
+    def timeline_figure(self) -> plt.Figure:
+        return timeline_figure(self.run.per_second, self.redis.timeline)
+
+    def commands_table(self) -> HTML:
+        return table(command_latency(self.redis), "Commands (Δusec / Δcalls)")
+
+    def commands_figure(self) -> plt.Figure:
+        return charts.bar(command_latency(self.redis), "command", "usec_per_call", "µs per call", "µs")
+
+    def events_section(self) -> HTML:
+        return join(table(latency_events(self.redis), "Latency events (LATENCY LATEST)"),
+                    note(slowlog_facts(self.redis)),
+                    table(slowlog(self.redis), "Slowest new slowlog entries (arguments redacted)"))
+
+    def recommendations_section(self) -> HTML:
+        recs = recommendations(self.redis)
+        if len(recs):
+            return table(recs, "Recommendations")
+        if not self.redis.present:
+            return note("No Redis data.")
+        if self.redis.source == NONE:
+            return note("No comparison, so no recommendation.")
+        return note("No issues detected: no recommendation.")
+
+    def summary(self) -> RedisReportSummary:
+        data = self.redis
+        return RedisReportSummary(
+            run_id=self.run.run_id, redis_present=data.present, comparison=data.source, missing=data.missing,
+            server=server_label(data) if data.present else None, reset=data.reset,
+            before_after=before_after(data).to_dict("records"), commands=command_latency(data).to_dict("records"),
+            slowlog_entries=len(slowlog(data)), latency_events=len(latency_events(data)),
+            timeline_rows=len(data.timeline), recommendations=recommendations(data).to_dict("records"))

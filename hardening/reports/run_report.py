@@ -1,0 +1,296 @@
+"""The run report (``notebooks/run_report.ipynb``): one load-test run, verdict first.
+
+Verdict banner (which SLO failed and by how much), the SLO table, the run over time and per scenario,
+the run's own metrics (every Trend, Counter, Rate and Gauge of its k6 summary, by type) and checks,
+then the comparison with the baseline (``hardening.analysis.baseline.against_baseline``: the statistics,
+the headline and the comparison table are the judge's; this report only shows them).
+
+:class:`RunReport` is the view model the notebook calls; :class:`RunReportSummary` is its side file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from IPython.display import HTML
+
+from hardening.errors import ConfigError
+from hardening.record.model import COUNTER, GAUGE, RATE, RunRecord, SloStatus
+from hardening.record.reader import RunData, latest_run_dir, load_run, load_runs
+from hardening.reports import charts
+from hardening.reports.style import BLUE, FAIL_COLOR, PURPLE, Summary, banner, fmt, items, join, note, table
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
+    from hardening.analysis.baseline import BaselineResult
+
+NAME, TITLE = "run_report", "Run report"
+NO_HISTORY = "no history given: no baseline comparison"
+
+
+# ---------------------------------------------------------------- side file
+
+
+@dataclass
+class BaselineSummary:
+    """The baseline comparison as the side file states it (from ``hardening.analysis.baseline.BaselineResult``)."""
+
+    baseline_id: str | None
+    headline: str
+    p95_change: float | None = None
+    regression: bool = False
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # the judge's series, as it writes them
+
+    @classmethod
+    def of(cls, result: BaselineResult) -> BaselineSummary:
+        return cls(baseline_id=result.baseline_id, headline=result.headline, p95_change=result.p95_change,
+                   regression=result.regression, comparisons=[c.to_dict() for c in result.comparisons])
+
+
+@dataclass
+class RunReportSummary(Summary):
+    run_id: str
+    verdict: str  # PASS / FAIL / ERROR / INTERRUPTED
+    sentence: str  # which SLO failed and by how much
+    slo_table: list[dict[str, Any]]  # the SLO table as shown (columns of :func:`slo_frame`)
+    baseline: BaselineSummary
+    per_second_rows: int = 0
+
+    def index_line(self) -> str | None:
+        return f"Baseline: {self.baseline.headline}" if self.baseline.headline else None
+
+
+# ---------------------------------------------------------------- verdict
+
+
+def verdict_text(record: RunRecord) -> tuple[str, str]:
+    """(``PASS``/``FAIL``/..., one sentence saying which SLO failed and by how much)."""
+    status = str(record.status).upper()
+    slos = record.slo_results
+    bad = record.failed_slos
+    if not slos:
+        return status, "no SLO results in this run record"
+    if not bad:
+        return status, f"all {len(slos)} SLOs met"
+    parts = []
+    for s in bad:
+        if s.status == SloStatus.NO_DATA:
+            parts.append(f"{s.name}: no data")
+        else:
+            parts.append(f"{s.name}: observed {fmt(s.observed, 2)}, "
+                         f"{fmt(abs(s.margin or 0.0), 2)} beyond target {fmt(s.target, 2)}")
+    return status, f"{len(bad)} of {len(slos)} SLOs not met — " + "; ".join(parts)
+
+
+def run_facts(record: RunRecord) -> str:
+    return (f"run {record.run_id} · environment {record.environment} · profile {record.profile} · script "
+            f"{record.script} · branch {record.git.branch} · commit {(record.git.commit or 'n/a')[:12]} · "
+            f"started {record.started_at} · {fmt(record.duration_s)} s · target {record.target}")
+
+
+def verdict_banner(record: RunRecord) -> HTML:
+    """The run's verdict on top of a report (the Redis report shows it too)."""
+    status, sentence = verdict_text(record)
+    return banner(f"Verdict: {status}", [sentence], status, run_facts(record))
+
+
+# ---------------------------------------------------------------- tables (DataFrames, for analysts too)
+
+
+def slo_frame(record: RunRecord) -> pd.DataFrame:
+    rows = [{"SLO": s.name, "origin": str(s.origin), "observed": s.observed, "target": s.target, "op": s.op,
+             "margin": s.margin, "result": str(s.status).upper().replace("_", "-"), "k6 said failed": s.k6_failed}
+            for s in record.slo_results]
+    return pd.DataFrame(rows, columns=["SLO", "origin", "observed", "target", "op", "margin", "result",
+                                       "k6 said failed"])
+
+
+def key_metrics_frame(record: RunRecord) -> pd.DataFrame:
+    m = record.metrics
+    rows = [{"metric": "requests", "value": m.requests}, {"metric": "rps", "value": m.rps},
+            {"metric": "error_rate", "value": m.error_rate}, {"metric": "checks_rate", "value": m.checks_rate},
+            {"metric": "iterations", "value": m.iterations}, {"metric": "vus_max", "value": m.vus_max}]
+    return pd.DataFrame(rows, columns=["metric", "value"])
+
+
+TREND_STATS = ("avg", "med", "p(90)", "p(95)", "p(99)", "max")
+
+
+def trend_frame(record: RunRecord) -> pd.DataFrame:
+    """Every Trend metric of the run (http_req_duration first, then the script's own Trends) in ms."""
+    rows = [{"metric": name, **{k: values.get(k) for k in TREND_STATS}}
+            for name, values in record.metrics.trends().items()]
+    return pd.DataFrame(rows, columns=["metric", *TREND_STATS])
+
+
+def counter_frame(record: RunRecord) -> pd.DataFrame:
+    """The script's own Counters, Rates and Gauges, each with its type (Trends are in :func:`trend_frame`)."""
+    rows = []
+    for name, m in sorted(record.metrics.custom.items()):
+        if m.type == COUNTER:
+            rows.append({"metric": name, "kind": COUNTER, "value": m.values.get("count"), "rate": m.values.get("rate")})
+        elif m.type in (RATE, GAUGE):
+            rows.append({"metric": name, "kind": m.type, "value": m.values.get("value"), "rate": None})
+    return pd.DataFrame(rows, columns=["metric", "kind", "value", "rate"])
+
+
+def checks_frame(k6_summary: dict[str, Any]) -> pd.DataFrame:
+    """Every k6 check with passes/fails, walking nested groups of k6's summary (names escaped when shown)."""
+    rows: list[dict[str, Any]] = []
+
+    def walk(group: dict[str, Any], path: str) -> None:
+        checks = group.get("checks") or {}
+        for check in checks.values() if isinstance(checks, dict) else checks:
+            passes, fails = int(check.get("passes") or 0), int(check.get("fails") or 0)
+            total = passes + fails
+            rows.append({"group": path or "(root)", "check": check.get("name"), "passes": passes, "fails": fails,
+                         "pass rate": passes / total if total else None})
+        groups = group.get("groups") or {}
+        for sub in groups.values() if isinstance(groups, dict) else groups:
+            walk(sub, f"{path}::{sub.get('name')}" if path else str(sub.get("name")))
+
+    walk(k6_summary.get("root_group") or {}, "")
+    return pd.DataFrame(rows, columns=["group", "check", "passes", "fails", "pass rate"])
+
+
+def scenario_frame(per_second: pd.DataFrame) -> pd.DataFrame:
+    """Per-scenario totals from per-second aggregates (``all`` last)."""
+    if per_second.empty or "scenario" not in per_second:
+        return pd.DataFrame()
+    g = per_second.groupby("scenario", sort=True)
+    out = pd.DataFrame({
+        "seconds": g.size(),
+        "requests": g["requests"].sum(),
+        "errors": g["errors"].sum(),
+        "peak req/s": g["rps"].max(),
+        "median per-second p95 (ms)": g["p95_ms"].median(),
+        "worst per-second p95 (ms)": g["p95_ms"].max(),
+        "worst per-second p99 (ms)": g["p99_ms"].max(),
+    })
+    out.insert(3, "error rate", out["errors"] / out["requests"].where(out["requests"] > 0))
+    out = out.reset_index()
+    return pd.concat([out[out["scenario"] != "all"], out[out["scenario"] == "all"]], ignore_index=True)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def timeseries_figure(per_second: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Requests/s, error rate, p50/p95/p99 and VUs per second on one shared time axis."""
+    import matplotlib.pyplot as plt
+
+    rows = per_second[per_second["scenario"] == "all"] if "scenario" in per_second else per_second
+    if rows.empty:
+        return charts.message("No per-second data in this run record.")
+    t = pd.to_datetime(rows["second"], utc=True)
+    fig, axes = plt.subplots(4, 1, figsize=(charts.WIDTH, 8.5), sharex=True, height_ratios=[1, 0.8, 1.3, 0.8])
+    axes[0].plot(t, rows["rps"], color=BLUE)
+    axes[0].set_ylabel("requests/s")
+    axes[1].plot(t, rows["error_rate"].fillna(0) * 100, color=FAIL_COLOR)
+    axes[1].set_ylabel("errors %")
+    for col, line in (("p50_ms", ":"), ("p95_ms", "-"), ("p99_ms", "--")):
+        axes[2].plot(t, rows[col], line, label=col.replace("_ms", ""))
+    axes[2].set_ylabel("latency ms")
+    axes[2].legend(loc="upper left", fontsize=8)
+    axes[3].step(t, rows["vus"], where="post", color=PURPLE)
+    axes[3].set_ylabel("VUs")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    charts.time_axis(axes[-1])
+    if title:
+        axes[0].set_title(charts.label(title))
+    fig.tight_layout()
+    return fig
+
+
+def scenario_figure(per_second: pd.DataFrame) -> plt.Figure:
+    """Requests/s and p95 per scenario (ramp-up vs spike) on one time axis."""
+    import matplotlib.pyplot as plt
+
+    rows = per_second[per_second["scenario"] != "all"] if "scenario" in per_second else per_second.iloc[0:0]
+    if rows.empty:
+        return charts.message("No per-scenario data in this run record.")
+    fig, axes = plt.subplots(2, 1, figsize=(charts.WIDTH, 5), sharex=True)
+    for name, part in rows.groupby("scenario"):
+        t = pd.to_datetime(part["second"], utc=True)
+        axes[0].plot(t, part["rps"], label=charts.label(name))
+        axes[1].plot(t, part["p95_ms"], label=charts.label(name))
+    axes[0].set_ylabel("requests/s")
+    axes[1].set_ylabel("p95 ms")
+    axes[0].legend(loc="upper left", fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    charts.time_axis(axes[-1])
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- view model
+
+
+@dataclass
+class RunReport:
+    """One run and its baseline comparison; each method is one section of the notebook."""
+
+    run: RunData
+    baseline: BaselineResult
+
+    @classmethod
+    def load(cls, run_dir: str = "", history_dir: str = "", confidence: float = 0.98,
+             tolerance: float | None = None) -> RunReport:
+        """``run_dir`` (empty: the newest run of ``history_dir``); baseline searched in ``history_dir``.
+        ``confidence`` and ``tolerance`` go to the baseline judge (``tolerance`` None: the judge's default)."""
+        from hardening.analysis import baseline as baselines
+
+        if not run_dir and not history_dir:
+            raise ConfigError("run_report needs run_dir (a run folder) or history_dir (its newest run is shown)")
+        run = load_run(run_dir or latest_run_dir(history_dir))
+        if history_dir:
+            extra = () if tolerance is None else (tolerance,)
+            base = baselines.against_baseline(run, load_runs(history_dir), confidence, *extra)
+        else:
+            base = baselines.BaselineResult(None, NO_HISTORY, None)
+        return cls(run, base)
+
+    @property
+    def record(self) -> RunRecord:
+        return self.run.record
+
+    def verdict_banner(self) -> HTML:
+        return verdict_banner(self.record)
+
+    def slo_section(self) -> HTML:
+        return join(table(slo_frame(self.record)), note("Baseline: " + self.baseline.headline))
+
+    def timeseries_figure(self) -> plt.Figure:
+        return timeseries_figure(self.run.per_second, f"run {self.record.run_id}")
+
+    def scenario_table(self) -> HTML:
+        return table(scenario_frame(self.run.per_second))
+
+    def scenario_figure(self) -> plt.Figure:
+        return scenario_figure(self.run.per_second)
+
+    def metrics_section(self) -> HTML:
+        """Key figures, every Trend, the script's Counters/Rates/Gauges, checks, warnings."""
+        warnings = (items("Warnings", self.record.warnings) if self.record.warnings
+                    else note("No warnings recorded for this run."))
+        return join(table(key_metrics_frame(self.record), "Key figures"),
+                    table(trend_frame(self.record), "Durations (ms)"),
+                    table(counter_frame(self.record), "Counters, rates and gauges"),
+                    table(checks_frame(self.run.summary), "Checks"), warnings)
+
+    def baseline_section(self) -> HTML:
+        from hardening.analysis import baseline as baselines
+
+        return join(note(self.baseline.headline), table(baselines.comparison_frame(self.baseline)))
+
+    def summary(self) -> RunReportSummary:
+        status, sentence = verdict_text(self.record)
+        return RunReportSummary(
+            run_id=self.record.run_id, verdict=status, sentence=sentence,
+            slo_table=slo_frame(self.record).to_dict("records"),
+            baseline=BaselineSummary.of(self.baseline), per_second_rows=len(self.run.per_second))
