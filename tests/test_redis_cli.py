@@ -1,22 +1,24 @@
-"""`hardening redis ...` end to end as a subprocess, with REDIS_URL, like the seed's script."""
+"""`hardening redis ...` end to end (in-process CLI), with REDIS_URL, like the seed's script."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 
-from conftest import hardening_cmd
+import pytest
 from redis_support import EmbeddedRedis, app_client, binary_or_skip, errors_of
 
 from hardening.net import free_port
 
 
-def run(args, env, cwd):
-    return subprocess.run([*hardening_cmd(), "redis", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
+@pytest.fixture
+def run(cli):
+    def run(args, env, cwd):
+        return cli("redis", *args, env=env, cwd=cwd)
+    return run
 
 
-def test_seed_workflow(cli_env, tmp_path):
+@pytest.mark.e2e
+def test_seed_workflow(run, cli_env, tmp_path):
     with EmbeddedRedis(binary=binary_or_skip("redis-7.0"), extra_args=["--requirepass", "pw-cli-123"]) as s:
         cli_env["REDIS_URL"] = f"redis://:pw-cli-123@127.0.0.1:{s.port}/0"
         r = run(["enable-monitoring", "5"], cli_env, tmp_path)
@@ -45,7 +47,7 @@ def test_seed_workflow(cli_env, tmp_path):
     assert "pw-cli-123" not in "".join(p.read_text() for p in out.iterdir()) + r.stdout + r.stderr
 
 
-def test_usage_and_infrastructure_errors(cli_env, tmp_path):
+def test_usage_and_infrastructure_errors(run, cli_env, tmp_path):
     r = run(["capture-before"], cli_env, tmp_path)
     assert r.returncode == 2 and "REDIS_URL" in r.stderr
     cli_env["REDIS_URL"] = f"redis://:pw-down-456@127.0.0.1:{free_port()}/0"
@@ -57,7 +59,7 @@ def test_usage_and_infrastructure_errors(cli_env, tmp_path):
     assert r.returncode == 2 and "not a Redis URL" in r.stderr
 
 
-def test_enable_monitoring_without_config(cli_env, tmp_path):
+def test_enable_monitoring_without_config(run, cli_env, tmp_path):
     with EmbeddedRedis(binary=binary_or_skip("valkey-9"), extra_args=["--rename-command", "CONFIG", ""]) as s:
         r = run(["enable-monitoring", "100", "--url", s.url], cli_env, tmp_path)
         assert errors_of(s.url)[0] == 0, "the renamed CONFIG must not be sent"

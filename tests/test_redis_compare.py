@@ -25,25 +25,25 @@ def _no_negative(obj, path="") -> None:
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_exact_command_count_and_rate(server):
-    with EmbeddedRedis(binary=binary_or_skip(server)) as s:
-        app = app_client(s.url)
-        app.ping()                                  # connect outside the window
-        collector = Collector(s.url)
-        t0 = time.monotonic()
-        before = collector.snapshot()
-        traffic_start = time.monotonic()
-        pipe = app.pipeline(transaction=False)
-        for i in range(400):
-            pipe.set(f"k{i}", "v")
-        pipe.execute()
-        for _ in range(300):
-            app.incr("counter")
-        time.sleep(0.3)                             # idle time inside the window counts too
-        traffic_end = time.monotonic()
-        after = collector.snapshot()
-        t1 = time.monotonic()
-        collector.close()
+def test_exact_command_count_and_rate(server, shared_server):
+    s = shared_server(server)
+    app = app_client(s.url)
+    app.ping()                                  # connect outside the window
+    collector = Collector(s.url)
+    t0 = time.monotonic()
+    before = collector.snapshot()
+    traffic_start = time.monotonic()
+    pipe = app.pipeline(transaction=False)
+    for i in range(400):
+        pipe.set(f"k{i}", "v")
+    pipe.execute()
+    for _ in range(300):
+        app.incr("counter")
+    time.sleep(0.3)                             # idle time inside the window counts too
+    traffic_end = time.monotonic()
+    after = collector.snapshot()
+    t1 = time.monotonic()
+    collector.close()
     agg = compare(before, after)["aggregate"]
     assert agg["app_commands"] == 700
     cmd = agg["cmd"]
@@ -62,19 +62,19 @@ def test_exact_command_count_and_rate(server):
 
 
 @pytest.mark.parametrize("server", ["valkey-9", "redis-6.2"])
-def test_sampler_commands_are_subtracted(server, tmp_path):
+def test_sampler_commands_are_subtracted(server, tmp_path, shared_server):
     """10 Hz sampling in the window must not change the application's count."""
-    with EmbeddedRedis(binary=binary_or_skip(server)) as s:
-        app = app_client(s.url)
-        app.ping()
-        with observe(s.url, tmp_path, interval=0.1) as obs:
-            deadline = time.monotonic() + 1.0
-            sent = 0
-            while time.monotonic() < deadline:
-                app.set(f"x{sent % 50}", sent)
-                sent += 1
-                time.sleep(0.002)
-        summary = obs.summary
+    s = shared_server(server)
+    app = app_client(s.url)
+    app.ping()
+    with observe(s.url, tmp_path, interval=0.1) as obs:
+        deadline = time.monotonic() + 1.0
+        sent = 0
+        while time.monotonic() < deadline:
+            app.set(f"x{sent % 50}", sent)
+            sent += 1
+            time.sleep(0.002)
+    summary = obs.summary
     comparison = json.loads((tmp_path / "comparison.json").read_text())
     assert summary["samples"] >= 6
     assert comparison["aggregate"]["app_commands"] == sent
@@ -87,20 +87,20 @@ def test_sampler_commands_are_subtracted(server, tmp_path):
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_config_resetstat_is_detected(server):
-    with EmbeddedRedis(binary=binary_or_skip(server)) as s:
-        app = app_client(s.url)
-        for i in range(500):
-            app.set(f"k{i}", i)
-        collector = Collector(s.url)
-        before = collector.snapshot()
-        for i in range(100):
-            app.get(f"k{i}")
-        app.config_resetstat()
-        for i in range(40):
-            app.get(f"k{i}")
-        after = collector.snapshot()
-        collector.close()
+def test_config_resetstat_is_detected(server, shared_server):
+    s = shared_server(server)
+    app = app_client(s.url)
+    for i in range(500):
+        app.set(f"k{i}", i)
+    collector = Collector(s.url)
+    before = collector.snapshot()
+    for i in range(100):
+        app.get(f"k{i}")
+    app.config_resetstat()
+    for i in range(40):
+        app.get(f"k{i}")
+    after = collector.snapshot()
+    collector.close()
     comparison = compare(before, after)
     agg = comparison["aggregate"]
     assert agg["reset"]["detected"], agg["reset"]
@@ -138,17 +138,18 @@ def test_restart_is_detected(tmp_path):
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_slowlog_lost_entries(server):
-    with EmbeddedRedis(binary=binary_or_skip(server),
-                       extra_args=["--slowlog-log-slower-than", "0", "--slowlog-max-len", "8"]) as s:
-        app = app_client(s.url)
-        app.ping()
-        collector = Collector(s.url)
-        before = collector.snapshot()
-        for i in range(100):
-            app.set(f"k{i}", i)
-        after = collector.snapshot()
-        collector.close()
+def test_slowlog_lost_entries(server, shared_server):
+    s = shared_server(server)
+    app = app_client(s.url)
+    app.config_set("slowlog-max-len", 8)            # the next test's reset sets both back
+    app.config_set("slowlog-log-slower-than", 0)
+    app.ping()
+    collector = Collector(s.url)
+    before = collector.snapshot()
+    for i in range(100):
+        app.set(f"k{i}", i)
+    after = collector.snapshot()
+    collector.close()
     log = compare(before, after)["aggregate"]["slowlog"]
     retrieved = log["new_entries"] + log["tool_entries_excluded"]
     assert retrieved <= 8

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import redis
-from redis_support import SERVERS, EmbeddedRedis, binary_or_skip
+from redis_support import SERVERS
 
 from hardening.redisobs import Collector, compare, observe
 from hardening.redisobs.redact import redact_args
@@ -22,16 +22,16 @@ def _all_output(path) -> str:
 
 @pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("include_args", [False, True])
-def test_planted_values_never_written(server, include_args, tmp_path):
-    args = ["--slowlog-log-slower-than", "0", "--requirepass", PASSWORD]
-    with EmbeddedRedis(binary=binary_or_skip(server), extra_args=args) as s:
-        url = f"redis://:{PASSWORD}@127.0.0.1:{s.port}/0"
-        app = redis.Redis.from_url(url, protocol=2, driver_info=None, client_name=APP_NAME)
-        with observe(url, tmp_path, interval=0.2, include_args=include_args) as obs:
-            app.lpush("queue:payments", json.dumps({"card": CARD, "amount": 12}))
-            app.set("card:last", CARD)
-            app.execute_command("CONFIG", "SET", "requirepass", PASSWORD)
-        summary = obs.summary
+def test_planted_values_never_written(server, include_args, tmp_path, shared_server):
+    s = shared_server(server, password=PASSWORD)         # started with --requirepass PASSWORD
+    url = f"redis://:{PASSWORD}@127.0.0.1:{s.port}/0"
+    app = redis.Redis.from_url(url, protocol=2, driver_info=None, client_name=APP_NAME)
+    app.config_set("slowlog-log-slower-than", 0)          # the next test's reset sets it back
+    with observe(url, tmp_path, interval=0.2, include_args=include_args) as obs:
+        app.lpush("queue:payments", json.dumps({"card": CARD, "amount": 12}))
+        app.set("card:last", CARD)
+        app.execute_command("CONFIG", "SET", "requirepass", PASSWORD)
+    summary = obs.summary
     text = _all_output(tmp_path)
     assert summary["slowlog_new"] >= 3
     for secret in (CARD, PASSWORD, APP_NAME):
@@ -64,13 +64,13 @@ def test_sensitive_commands_always_redacted():
     assert redact_args([b"SET", b"k", b"x" * 128 + b"... (72 more bytes)"], "set", (1, 1, 1))[2] == "<200 bytes>"
 
 
-def test_client_addresses_hashed_and_url_masked():
-    with EmbeddedRedis(binary=binary_or_skip("valkey-9")) as s:
-        app = redis.Redis.from_url(s.url, protocol=2, driver_info=None, client_name=APP_NAME)
-        app.ping()
-        collector = Collector(s.url)
-        snap = collector.snapshot()
-        collector.close()
+def test_client_addresses_hashed_and_url_masked(shared_server):
+    s = shared_server("valkey-9")
+    app = redis.Redis.from_url(s.url, protocol=2, driver_info=None, client_name=APP_NAME)
+    app.ping()
+    collector = Collector(s.url)
+    snap = collector.snapshot()
+    collector.close()
     clients = snap["nodes"][0]["clients"]
     assert clients["total"] == 1 and clients["named"] == 1
     assert clients["top_names"][0][0].startswith("h:")

@@ -9,10 +9,28 @@ import time
 
 import pytest
 import redis
+from conftest import wait_for
 from redis_support import EmbeddedRedis, app_client, binary_or_skip
 
 from hardening.net import free_port
 from hardening.redisobs import observe
+
+
+def _samples(path) -> list[dict]:
+    timeline = path / "timeline.jsonl"
+    if not timeline.exists():
+        return []
+    return [json.loads(x) for x in timeline.read_text().split("\n")[:-1]]  # complete lines only
+
+
+def _ok_samples(path, ok: bool) -> list[dict]:
+    return [x for x in _samples(path) if x["ok"] is ok]
+
+
+def _gap_seconds(path) -> float:
+    failed = _ok_samples(path, False)
+    return failed[-1]["t"] - failed[0]["t"] if failed else 0.0
+
 
 FILES = {"before.json", "after.json", "timeline.jsonl", "comparison.json", "redis-observability-report.md"}
 
@@ -31,15 +49,15 @@ def _traffic(url: str, stop: threading.Event, deadline: float) -> None:
 
 
 @pytest.mark.parametrize("server", ["redis-7.0", "valkey-9", "redis-6.2"])
-def test_timeline_is_aligned_and_complete(server, tmp_path):
-    with EmbeddedRedis(binary=binary_or_skip(server)) as s:
-        stop = threading.Event()
-        wall_start = time.time()
-        with observe(s.url, tmp_path, interval=0.2) as obs:
-            worker = threading.Thread(target=_traffic, args=(s.url, stop, time.monotonic() + 1.2))
-            worker.start()
-            worker.join()
-        wall_end = time.time()
+def test_timeline_is_aligned_and_complete(server, tmp_path, shared_server):
+    s = shared_server(server)
+    stop = threading.Event()
+    wall_start = time.time()
+    with observe(s.url, tmp_path, interval=0.2) as obs:
+        worker = threading.Thread(target=_traffic, args=(s.url, stop, time.monotonic() + 1.2))
+        worker.start()
+        worker.join()
+    wall_end = time.time()
     assert {p.name for p in tmp_path.iterdir()} == FILES
     lines = [json.loads(x) for x in (tmp_path / "timeline.jsonl").read_text().splitlines()]
     assert 5 <= len(lines) <= 9, len(lines)                       # 1.2 s at 5 Hz
@@ -67,10 +85,10 @@ def test_sampler_survives_server_killed_mid_run(tmp_path):
         started = time.monotonic()
         with observe(server.url, tmp_path, interval=0.1) as obs:
             worker.start()
-            time.sleep(0.5)
+            wait_for(lambda: len(_ok_samples(tmp_path, True)) >= 3, 5, "three samples of the live server")
             server.proc.kill()                                     # Redis disappears mid-run
             server.proc.wait(5)
-            time.sleep(0.6)
+            wait_for(lambda: _gap_seconds(tmp_path) >= 0.3, 5, "a gap of 0.3 s in the timeline")
             stop.set()
             worker.join()
         elapsed = time.monotonic() - started
@@ -91,16 +109,16 @@ def test_observe_with_redis_down_from_the_start(tmp_path):
     url = f"redis://:pw-abcdef@127.0.0.1:{free_port()}/0"
     started = time.monotonic()
     with observe(url, tmp_path, interval=0.1) as obs:
-        time.sleep(0.3)
+        wait_for(lambda: _ok_samples(tmp_path, False), 5, "a failed sample")
     assert time.monotonic() - started < 6
     assert "error" in obs.summary and "pw-abcdef" not in json.dumps(obs.summary)
     assert obs.summary["url"].endswith(":***@127.0.0.1:" + url.rsplit(":", 1)[1])
 
 
-def test_max_duration_bounds_the_sampler(tmp_path):
-    with EmbeddedRedis(binary=binary_or_skip("valkey-9")) as s, \
-            observe(s.url, tmp_path, interval=0.05, max_duration=0.3) as obs:
-        time.sleep(1.0)
+def test_max_duration_bounds_the_sampler(tmp_path, shared_server):
+    s = shared_server("valkey-9")
+    with observe(s.url, tmp_path, interval=0.05, max_duration=0.3) as obs:
+        obs.sampler.thread.join(1.0)                               # returns as soon as the sampler ends
         assert not obs.sampler.thread.is_alive()
     lines = (tmp_path / "timeline.jsonl").read_text().splitlines()
     assert 4 <= len(lines) <= 9

