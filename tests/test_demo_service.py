@@ -268,7 +268,7 @@ def test_admin_routes_refuse_non_loopback_clients():
 @pytest.mark.parametrize(("args", "env", "message"), [
     (["--host", "0.0.0.0"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, "--allow-external"),
     ([], {}, "pass --redis-url or set REDIS_URL"),
-    (["--redis-url", "http://127.0.0.1:1"], {}, "expected redis://"),
+    (["--redis-url", "http://127.0.0.1:1"], {}, "not a Redis URL"),
     ([], {"REDIS_URL": "redis://127.0.0.1:1/0", "DEMO_FAULT_ERROR_RATE": "lots"}, "DEMO_FAULT_ERROR_RATE"),
     ([], {"REDIS_URL": "redis://127.0.0.1:1/0", "DEMO_FAULT_LATENCY_MS": "-4"}, "DEMO_FAULT_LATENCY_MS"),
 ])

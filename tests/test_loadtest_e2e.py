@@ -142,7 +142,7 @@ def test_config_errors_exit_2_without_record(case, cli, service, cli_env, tmp_pa
         args += ["--script", str(script)]
     proc = cli("loadtest", *args, env=cli_env, cwd=ROOT)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+    assert "\nerror:" in "\n" + proc.stderr and "Traceback" not in proc.stderr
     expected = {"bad_slo": "p(150)", "missing_slo": "nope.json", "missing_script": "nope.js",
                 "syntax_error": "broken.js"}[case]
     assert expected in proc.stderr

@@ -11,6 +11,7 @@ from hardening.demo.embedded_redis import EmbeddedRedis
 from hardening.demo.service import DemoService
 from hardening.loadtest.console import slo_line
 from hardening.loadtest.runner import _redis_warnings
+from hardening.record import SloResult
 from tests.conftest import ROOT
 
 PASSWORD = "Rv-s3cret-pw-4711"
@@ -35,17 +36,21 @@ def _loadtest(cli):
 
 
 def test_slo_lines_format_by_metric_type_and_show_tags():
-    counter_rate = {"metric": "http_reqs", "aggregation": "rate", "op": ">", "target": 5.0, "observed": 47.48,
-                    "status": "pass", "metric_type": "counter"}
+    def result(**kw) -> SloResult:
+        base = {"name": "x", "expression": "", "margin": None, "metric": "http_reqs", "aggregation": "rate",
+                "op": ">", "target": 5.0, "observed": 47.48, "status": "pass", "metric_type": "counter"}
+        return SloResult(**{**base, **kw})
+
+    counter_rate = result()
     assert slo_line(counter_rate) == "  http_reqs rate: 47.48/s ✅ (SLO: >5/s)"
-    count = {**counter_rate, "aggregation": "count", "target": 10.0, "observed": 336.0}
-    assert slo_line(count) == "  http_reqs count: 336 ✅ (SLO: >10)"
-    nodata = {"metric": "http_req_duration", "aggregation": "p(95)", "op": "<", "target": 800.0,
-              "observed": None, "status": "no_data", "metric_type": "trend", "tags": {"scenario": "spike"}}
-    assert slo_line(nodata) == "  http_req_duration{scenario:spike} p(95): n/a ❌ (no data) (SLO: <800ms)"
-    rate = {"metric": "http_req_failed", "aggregation": "rate", "op": "<", "target": 0.01, "observed": 0.5,
-            "status": "fail", "metric_type": "rate"}
+    assert slo_line(result(aggregation="count", target=10.0, observed=336.0)) == "  http_reqs count: 336 ✅ (SLO: >10)"
+    nodata = result(metric="http_req_duration", aggregation="p(95)", op="<", target=800.0, observed=None,
+                    status="no_data", metric_type="trend", tags={"scenario": "spike"})
+    assert slo_line(nodata) == "  http_req_duration{scenario:spike} p(95): n/a ❌ (no data) (SLO: <800 ms)"
+    rate = result(metric="http_req_failed", aggregation="rate", op="<", target=0.01, observed=0.5, status="fail",
+                  metric_type="rate")
     assert slo_line(rate) == "  http_req_failed rate: 50.00% ❌ (SLO: <1%)"
+    assert slo_line(result(origin="script")).endswith("[script]")
 
 
 def test_redis_problems_become_warnings():

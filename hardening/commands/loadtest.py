@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hardening.demo import DEMO_SCRIPT, DEMO_SLO
 from hardening.errors import EXIT_FAIL, EXIT_OK
-from hardening.loadtest.runner import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES, LoadTestOptions, run_loadtest
+from hardening.loadtest import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES
 from hardening.processes import STOP_SIGNALS
 
 
@@ -65,7 +65,9 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_demo)
 
 
-def _options(args, base_url: str, redis_url: str | None) -> LoadTestOptions:
+def _options(args, base_url: str, redis_url: str | None):
+    from hardening.loadtest.runner import LoadTestOptions
+
     return LoadTestOptions(
         base_url=base_url, script=args.script, slo=args.slo, no_slo=args.no_slo, profile=args.profile, out=args.out,
         fail_on_regression=args.fail_on_regression, junit=args.junit,
@@ -80,6 +82,8 @@ def cmd_loadtest(args) -> int:
               "`hardening demo` runs against the bundled demo service", file=sys.stderr)
         return 2
     with STOP_SIGNALS:
+        from hardening.loadtest.runner import run_loadtest
+
         return run_loadtest(_options(args, args.base_url, args.redis_url)).exit_code
 
 
@@ -94,6 +98,7 @@ def _demo(args) -> int:
         args.slo = DEMO_SLO
     from hardening.demo.embedded_redis import EmbeddedRedis
     from hardening.demo.service import DemoService
+    from hardening.loadtest.runner import run_loadtest
 
     env = {"DEMO_FAULT_LATENCY_MS": str(args.fault_latency_ms), "DEMO_FAULT_ERROR_RATE": str(args.fault_error_rate)}
     external = os.environ.get("REDIS_URL")
@@ -106,7 +111,7 @@ def _demo(args) -> int:
             print(f"hardening: demo service at {service.base_url} (pid {service.pid})", file=sys.stderr)
             outcome = run_loadtest(_options(args, service.base_url, redis_server.url))
     if args.report and outcome.record is not None and outcome.exit_code in (EXIT_OK, EXIT_FAIL):
-        from hardening.commands.report import build_reports_for
+        from hardening.reports.build import build_reports_for
 
         index = build_reports_for(outcome.record, history=args.out, out=args.reports)
         print(f"report: {index.resolve()}")

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from hardening.errors import EXIT_OK
-
-DEFAULT_LEDGER = Path("data/deployments/ledger.jsonl")
+from hardening.reports import DEFAULT_LEDGER
 
 
 def register(sub) -> None:
@@ -33,34 +32,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def build_reports_for(record: Path, history: Path | None = None, out: Path = Path("reports"),
-                      ledger: Path | None = None, workers: int = 2, use_history: bool = True,
-                      stream=sys.stderr) -> Path:
-    """Build every report of ``record`` (a run folder); returns the path of ``index.html``.
-
-    ``history`` defaults to the run's parent folder, ``ledger`` to data/deployments/ledger.jsonl when it
-    exists. Called by ``hardening demo`` after its load test. Raises NotebookFailed (1) / ConfigError (2).
-    """
-    from hardening.reports.build import build_reports
-    from hardening.reports.preflight import preflight
-
-    if ledger is None and DEFAULT_LEDGER.is_file():
-        ledger = DEFAULT_LEDGER
-    if not use_history:
-        history = None
-    elif history is None:
-        history = Path(record).resolve().parent
-    # exit 2 for a bad ledger, history or --out, and every skipped line or record printed, before any notebook
-    preflight(record, history, out, ledger, stream=sys.stderr)
-
-    def progress(line: str) -> None:  # one write per line: two workers report at once
-        stream.write(f"report: {line}\n")
-        stream.flush()
-
-    build_reports(record, history, out, ledger, workers=workers, progress=progress)
-    return Path(out) / "index.html"
-
-
 def cmd_report(args) -> int:
     from hardening.errors import ConfigError
 
@@ -68,6 +39,8 @@ def cmd_report(args) -> int:
         raise ConfigError(f"ledger {args.ledger} not found: pass an existing ledger.jsonl or omit --ledger")
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    from hardening.reports.build import build_reports_for
+
     index = build_reports_for(args.run, args.history, args.out, args.ledger, args.workers,
                               use_history=not args.no_history, stream=sys.stdout)
     print(f"reports: {index.resolve()}")

@@ -31,6 +31,7 @@ from hardening.errors import (
     HardeningError,
     InfraError,
 )
+from hardening.loadtest import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES
 from hardening.loadtest import k6 as k6mod
 from hardening.loadtest.console import console_summary
 from hardening.loadtest.samples import ingest_k6_json, load_samples, write_per_second
@@ -58,14 +59,11 @@ from hardening.record.model import (
 )
 from hardening.record.writer import RunRecordWriter, git_info, new_run_id, utcnow
 
-DEFAULT_SCRIPT = Path("loadtest/k6-slo-test.js")
-DEFAULT_SLO = Path("loadtest/slo.json")  # used when present in the working directory and --slo is not given
 NO_SLO_HELP = (
     "nothing would gate this run: the script has no options.thresholds and no SLO file was given. Add SLOs "
     "with --slo FILE (JSON or YAML: {\"thresholds\": {\"http_req_duration\": [\"p(95)<500\"]}}; "
     "`hardening init` writes a starter loadtest/slo.json), add thresholds to the script's options, or pass "
     "--no-slo to record the run without gating it.")
-PROFILES = ("quick", "demo", "full")
 # k6 exit codes that mean the script or its options are wrong (user's fix) vs the machinery broke.
 K6_CONFIG_ERRORS = {104, 107}
 

@@ -7,3 +7,7 @@
 - ``charts``: the matplotlib helpers every report's figures share.
 - ``build``: papermill in-process, one reused HTMLExporter with the offline template, ``index.html``.
 """
+
+from pathlib import Path
+
+DEFAULT_LEDGER = Path("data/deployments/ledger.jsonl")  # used by `hardening report` when present

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import nbformat
 
@@ -31,7 +32,7 @@ from hardening.errors import EXIT_FAIL, HardeningError
 from hardening.masking import mask
 from hardening.record.model import RunRecord
 from hardening.record.reader import read_record, resolve_path
-from hardening.reports import deployments, redis_report, run_report, slo_history
+from hardening.reports import DEFAULT_LEDGER, deployments, redis_report, run_report, slo_history
 from hardening.reports.style import SUMMARY_MIMETYPE, Summary, banner_html, esc, page, read_summary
 
 # Package data (found the same way in a checkout and in an installed wheel).
@@ -266,3 +267,31 @@ def write_index(out: Path, record: RunRecord, results: list[ReportResult]) -> Pa
     body = (banner_html(f"Verdict: {status}", lines, status, level=1)
             + f'<p class="hz-muted">{esc(facts)}</p><h2>Reports</h2><ul>{links}</ul>')
     return atomic.write_text(out / "index.html", page(f"Load-test reports — {record.run_id}", body))
+
+
+def build_reports_for(record: Path, history: Path | None = None, out: Path = Path("reports"),
+                      ledger: Path | None = None, workers: int = 2, use_history: bool = True,
+                      stream: TextIO | None = None) -> Path:
+    """Build every report of ``record`` (a run folder); returns the path of ``index.html``.
+
+    ``history`` defaults to the run's parent folder, ``ledger`` to data/deployments/ledger.jsonl when it
+    exists. Called by ``hardening demo`` after its load test. Raises NotebookFailed (1) / ConfigError (2).
+    """
+    from hardening.reports.preflight import preflight
+
+    stream = stream or sys.stderr
+    if ledger is None and DEFAULT_LEDGER.is_file():
+        ledger = DEFAULT_LEDGER
+    if not use_history:
+        history = None
+    elif history is None:
+        history = Path(record).resolve().parent
+    # exit 2 for a bad ledger, history or --out, and every skipped line or record printed, before any notebook
+    preflight(record, history, out, ledger, stream=sys.stderr)
+
+    def progress(line: str) -> None:  # one write per line: two workers report at once
+        stream.write(f"report: {line}\n")
+        stream.flush()
+
+    build_reports(record, history, out, ledger, workers=workers, progress=progress)
+    return Path(out) / "index.html"
