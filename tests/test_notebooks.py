@@ -80,14 +80,11 @@ def test_run_report_verdict_slo_table_and_regression(tmp_path, hist):
     assert table["http_req_duration p(95)<800"]["margin"] == pytest.approx(-150.0)
     assert table["http_req_failed rate<0.01"]["result"] == "PASS"
     base = data["baseline"]
-    # baseline: the last passing *local* run before it (index 18: local, 300 ms)
-    assert base["baseline_id"] == sorted(p.name for p in hist.iterdir())[18]
-    assert base["regression"] is True
-    assert base["p95_change"] == pytest.approx(950 / 300 - 1)
-    lead = base["comparisons"][0]
-    assert lead["classification"] == "High" and lead["significant"]
-    assert lead["ci_low"] > 0 and lead["relative_shift"] > 1.5
-    assert "p95 +217% vs baseline run" in base["headline"] and "significant (High" in base["headline"]
+    # the one judge (docs/judge.md): a pooled baseline of passing local runs; these factory records keep no
+    # raw samples, so latency is honestly "not tested" and only the error counts are compared
+    assert base["baseline_id"] in {p.name for p in hist.iterdir()}
+    assert base["regression"] is False and "latency not tested" in base["headline"]
+    assert "pooled baseline of" in base["headline"] and "Fisher p=" in base["headline"]
     html = outputs_text(tmp_path / "run_report.ipynb", "text/html")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and EVIL not in html  # check name shown as text
     typed = RunReportSummary.from_dict(data)  # what build.py reads for index.html
@@ -100,7 +97,7 @@ def test_run_report_passing_run_same_level_is_not_a_regression(tmp_path, hist):
     data = execute("run_report", tmp_path, run_dir=runs[17], history_dir=hist)  # 300 ms like its baseline
     assert data["verdict"] == "PASS" and data["sentence"] == "all 2 SLOs met"
     assert data["baseline"]["regression"] is False
-    assert data["baseline"]["comparisons"][0]["classification"] == "Pass"
+    assert "latency not tested" in data["baseline"]["headline"]  # no raw samples in these records
 
 
 def test_slo_history_error_budget_alerts_and_change_point(tmp_path, hist):

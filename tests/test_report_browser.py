@@ -96,7 +96,7 @@ def test_report_renders_offline(reports, browser, page_name):
     if page_name in ("run_report.html", "redis_report.html"):
         assert EVIL in body  # shown as text, not executed
     if page_name == "run_report.html":
-        assert "vs baseline run" in body and "Per scenario" in body
+        assert "pooled baseline of" in body and "Per scenario" in body
     if page_name == "index.html":
         links = [a for a in PAGES if a != "index.html"]
         for link in links:
