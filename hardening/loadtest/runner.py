@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -207,8 +208,11 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
             raise ConfigError(NO_SLO_HELP)
         merged, _ = merge_thresholds(requirements.get("thresholds"),
                                      file_spec.k6_options_thresholds() if file_spec else None)
-        wrapper_path = write_wrapper(opts.script, {"thresholds": merged})
         files.k6_dir.mkdir()
+        # Beside the script, where k6/experimental/fs paths resolve; in the record when that folder is
+        # read-only (a script installed system-wide, such as the demo's in site-packages).
+        beside = os.access(opts.script.resolve().parent, os.W_OK)
+        wrapper_path = write_wrapper(opts.script, {"thresholds": merged}, None if beside else files.k6_dir)
         planned = k6mod.planned_duration(requirements)
         printer = k6mod.ProgressPrinter(planned) if opts.progress else None
         print(f"hardening: k6 {opts.script} profile={opts.profile} target={mask_url(opts.base_url)} "
