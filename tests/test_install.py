@@ -36,6 +36,7 @@ PACKAGE_DATA = (
     "hardening/init/starter/slo.json",
     "hardening/init/starter/script.js",
     "hardening/init/starter/hardening.yml",
+    "hardening/distributed/crd/testrun.schema.json",
 )
 
 

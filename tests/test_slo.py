@@ -115,8 +115,8 @@ def test_undeclared_custom_metric_takes_its_type_from_the_aggregation_until_k6_s
     # k6's output says my_rate is a Counter (rate = per second): the objective follows, and it still fits
     assert spec.resolve_types({"my_rate": "counter"}) == [] and spec.objectives[3].metric_type == "counter"
     # an aggregation that does not fit the real type is reported
-    problems = parse_slo({"thresholds": {"m": ["p(95)<1"]}}).resolve_types({"m": "counter"})
-    assert len(problems) == 1 and "does not fit 'm', a counter" in problems[0]
+    problems = parse_slo({"thresholds": {"mm": ["p(95)<1"]}}).resolve_types({"mm": "counter"})
+    assert len(problems) == 1 and "does not fit 'mm', a counter" in problems[0]
     with pytest.raises(ConfigError, match="not a valid k6 metric name"):
         parse_slo({"thresholds": {"bad-name": ["p(95)<1"]}})
 

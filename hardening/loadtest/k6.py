@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hardening.errors import ConfigError, InfraError
 from hardening.net import free_port
@@ -96,13 +97,15 @@ def _start(k6: Path, cmd: list[str], **popen_kwargs) -> subprocess.Popen:
         raise InfraError(cannot_execute(k6, exc)) from exc
 
 
-def _run_short(k6: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+def _run_short(k6: Path, args: list[str], timeout: float,
+               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``k6 ARGS`` to completion (output captured); a stop signal meanwhile stops it and raises
     ``KeyboardInterrupt``; a k6 that hangs past ``timeout`` is killed (InfraError)."""
     cmd = [str(k6), *args]
+    env = {**os.environ, **extra_env} if extra_env else None
     with STOP_SIGNALS:
         proc = _start(k6, cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                      text=True, start_new_session=True)  # its own session: a terminal's Ctrl-C reaches only us
+                      text=True, start_new_session=True, env=env)  # own session: a terminal's Ctrl-C reaches only us
         with proc:
             try:
                 out, err = proc.communicate(timeout=timeout)
@@ -134,17 +137,102 @@ def parse_duration(text: str | None) -> float:
     return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(str(text)))
 
 
+# Executors whose length is a number of iterations (bounded by ``maxDuration``) or a span of time.
+ITERATION_EXECUTORS = ("per-vu-iterations", "shared-iterations")
+TIME_EXECUTORS = ("constant-vus", "ramping-vus", "constant-arrival-rate", "ramping-arrival-rate",
+                  "externally-controlled")
+DEFAULT_MAX_DURATION_S = 600.0  # k6's maxDuration default (10m) for the iteration-based executors
+
+
+@dataclass(frozen=True)
+class ScenarioPlan:
+    """One scenario of ``k6 inspect --execution-requirements``: when it starts and what bounds it."""
+
+    name: str
+    executor: str
+    start_s: float
+    seconds: float  # time-based: its planned length; iteration-based: its maxDuration (an upper bound)
+    iterations: int | None = None  # iteration-based: the iterations it plans (per-vu: vus x iterations)
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.seconds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run plans: seconds, iterations, and which of them says when it ends.
+
+    ``bounded_by`` is ``time`` (every scenario has a duration or stages), ``iterations`` (every scenario is
+    per-vu-iterations or shared-iterations: the run ends when they are done, at the latest after
+    ``maxDuration``) or ``mixed``. ``seconds`` is when the last scenario ends at the latest, without
+    graceful-stop allowances: exact for a time-based plan, an upper bound otherwise.
+    """
+
+    seconds: float
+    bounded_by: str = "time"
+    iterations: int | None = None  # planned by the iteration-based scenarios (None: there are none)
+    timed_s: float = 0.0  # when the last time-based scenario ends (0: there are none)
+    scenarios: tuple[ScenarioPlan, ...] = ()
+
+    def describe(self) -> str:
+        """``planned 35s`` / ``planned 10 iterations (at most 600s)`` / ``planned 20 iterations and 7s
+        of time-based scenarios (at most 30s)``: the runner's start line."""
+        if self.bounded_by == "iterations":
+            return f"planned {_iterations_text(self.iterations)} (at most {self.seconds:.0f}s)"
+        if self.bounded_by == "mixed":
+            return (f"planned {_iterations_text(self.iterations)} and {self.timed_s:.0f}s of time-based scenarios "
+                    f"(at most {self.seconds:.0f}s)")
+        return f"planned {self.seconds:.0f}s"
+
+
+def _iterations_text(n: int | None) -> str:
+    return f"{n} iteration{'' if n == 1 else 's'}"
+
+
+def _count(value: object, default: int) -> int:
+    """An inspect field that k6 leaves ``null`` when the script keeps k6's default."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _scenario_plan(name: str, sc: dict) -> ScenarioPlan:
+    executor = str(sc.get("executor") or "")
+    start = parse_duration(sc.get("startTime"))
+    if executor in ITERATION_EXECUTORS:
+        iterations = _count(sc.get("iterations"), 1)  # k6's defaults: 1 VU, 1 iteration, maxDuration 10m
+        if executor == "per-vu-iterations":
+            iterations *= _count(sc.get("vus"), 1)
+        seconds = parse_duration(sc.get("maxDuration")) or DEFAULT_MAX_DURATION_S
+        return ScenarioPlan(name, executor, start, seconds, iterations)
+    if sc.get("stages"):  # ramping-vus, ramping-arrival-rate
+        seconds = sum(parse_duration(s.get("duration")) for s in sc["stages"])
+    else:  # constant-vus, constant-arrival-rate, externally-controlled (and any executor k6 adds later)
+        seconds = parse_duration(sc.get("duration") or sc.get("maxDuration"))
+    return ScenarioPlan(name, executor, start, seconds)
+
+
+def plan_run(requirements: dict) -> Plan:
+    """The run's :class:`Plan` from ``k6 inspect --execution-requirements`` output.
+
+    A script without options is k6's ``default`` per-vu-iterations scenario (1 VU, 1 iteration): a plan of
+    one iteration, at most 600 s, not 630 s of progress bar."""
+    scenarios = tuple(_scenario_plan(str(name), sc) for name, sc in (requirements.get("scenarios") or {}).items()
+                      if isinstance(sc, dict))
+    if not scenarios:
+        return Plan(seconds=parse_duration(requirements.get("totalDuration")))
+    counted = [s for s in scenarios if s.iterations is not None]
+    timed = [s for s in scenarios if s.iterations is None]
+    seconds = max(s.end_s for s in scenarios) or parse_duration(requirements.get("totalDuration"))
+    bounded_by = "mixed" if counted and timed else "iterations" if counted else "time"
+    return Plan(seconds=seconds, bounded_by=bounded_by,
+                iterations=sum(s.iterations or 0 for s in counted) if counted else None,
+                timed_s=max((s.end_s for s in timed), default=0.0), scenarios=scenarios)
+
+
 def planned_duration(requirements: dict) -> float:
-    """Seconds the scenarios are planned to run, without graceful-stop allowances."""
-    total = 0.0
-    for sc in (requirements.get("scenarios") or {}).values():
-        start = parse_duration(sc.get("startTime"))
-        if sc.get("stages"):
-            length = sum(parse_duration(s.get("duration")) for s in sc["stages"])
-        else:
-            length = parse_duration(sc.get("duration") or sc.get("maxDuration"))
-        total = max(total, start + length)
-    return total or parse_duration(requirements.get("totalDuration"))
+    """Seconds the scenarios are planned to run, without graceful-stop allowances (for iteration-based
+    scenarios their ``maxDuration``: an upper bound, see :func:`plan_run`)."""
+    return plan_run(requirements).seconds
 
 
 # k6 output that means the script or its options are wrong (also with k6's generic exit code 255).
@@ -163,7 +251,12 @@ def inspect(k6: Path, script: Path, env: dict[str, str]) -> dict:
 
     A script or config error (k6's exit 104/107, or its error output) is a ConfigError (exit 2); a k6 that
     crashes, is killed or prints no JSON is an InfraError (exit 3)."""
-    proc = _run_short(k6, ["inspect", "--execution-requirements", *env_flags(env), str(script)], timeout=60)
+    args = ["inspect", "--execution-requirements", *env_flags(env), str(script)]
+    proc = _run_short(k6, args, timeout=60)
+    if proc.returncode == 104 and _NO_VUS in proc.stdout + proc.stderr and _vus_unset(k6, script, env):
+        # k6 1.1.0's inspect does not apply the default of 1 VU that `k6 run` applies to a script whose options
+        # give `iterations` or `duration` but no `vus`; K6_VUS=1 is that default (the script set no vus).
+        proc = _run_short(k6, args, timeout=60, extra_env={"K6_VUS": "1"})
     output = proc.stdout + proc.stderr
     code = proc.returncode
     if code in (104, 107) or (code == 255 and _SCRIPT_ERROR_OUTPUT.search(output)):
@@ -180,6 +273,21 @@ def inspect(k6: Path, script: Path, env: dict[str, str]) -> dict:
     shown = k6_message(output) or "(no output)"
     raise InfraError(f"k6 crashed while checking {script} (`k6 inspect`, {k6}): {detail}. This is not a problem "
                      f"of the script. k6 said:\n{shown}\n{FIX_HINT}")
+
+
+_NO_VUS = "scenario default has configuration errors: the number of VUs must be more than 0"
+
+
+def _vus_unset(k6: Path, script: Path, env: dict[str, str]) -> bool:
+    """Whether the script's options (plain ``k6 inspect``) leave ``vus`` and ``scenarios`` unset, so that
+    `k6 run` would use 1 VU (``vus: 0`` is a real error, reported as k6 reports it)."""
+    proc = _run_short(k6, ["inspect", *env_flags(env), str(script)], timeout=60)
+    try:
+        options = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    except ValueError:
+        return False
+    return (isinstance(options, dict) and options.get("vus") is None and options.get("scenarios") is None
+            and "K6_VUS" not in os.environ)
 
 
 def env_flags(env: dict[str, str]) -> list[str]:
@@ -201,42 +309,90 @@ class LiveStats:
     error_rate: float | None = None
     p95_ms: float | None = None
     vus: int = 0
+    iterations: int | None = None  # complete iterations so far, all scenarios together (k6's `iterations`)
+    final: bool = False  # the run is over: these are k6's end-of-test numbers
 
 
-def read_live(address: str) -> LiveStats | None:
-    """Current values from k6's REST API; ``None`` while it is not up yet."""
-    try:
-        with urllib.request.urlopen(f"http://{address}/v1/metrics", timeout=1) as resp:
-            data = json.load(resp)["data"]
-    except (OSError, ValueError, KeyError):
-        return None
-    metrics = {m["id"]: m["attributes"].get("sample") or {} for m in data}
+def _live_values(metrics: dict[str, dict]) -> LiveStats:
+    """LiveStats from ``{metric: {stat: value}}`` (the REST API's samples or the summary export)."""
     reqs = metrics.get("http_reqs", {})
+    iterations = metrics.get("iterations", {}).get("count")
     return LiveStats(
         requests=int(reqs.get("count", 0)),
         rps=float(reqs.get("rate", 0.0)),
-        error_rate=metrics.get("http_req_failed", {}).get("rate"),
+        error_rate=metrics.get("http_req_failed", {}).get("value", metrics.get("http_req_failed", {}).get("rate")),
         p95_ms=metrics.get("http_req_duration", {}).get("p(95)") if reqs.get("count") else None,
-        vus=int(metrics.get("vus", {}).get("value", 0)),
+        vus=int(metrics.get("vus", {}).get("value") or 0),
+        iterations=int(iterations or 0),
     )
 
 
-class ProgressPrinter:
-    """A bar over the planned duration on a TTY; a plain line every few seconds in CI logs."""
+def _get(address: str, path: str) -> Any:
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=1) as resp:
+        return json.load(resp)["data"]
 
-    def __init__(self, planned_s: float, stream=None, every_s: float = 5.0):
-        self.planned_s = planned_s
+
+def read_live(address: str) -> LiveStats | None:
+    """Current values from k6's REST API (``/v1/metrics``; VUs from ``/v1/status``, which is live while the
+    ``vus`` metric is sampled once a second); ``None`` while it is not up yet."""
+    try:
+        metrics = {m["id"]: m["attributes"].get("sample") or {} for m in _get(address, "/v1/metrics")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    live = _live_values(metrics)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        live.vus = int(_get(address, "/v1/status")["attributes"]["vus"])
+    return live
+
+
+def read_final(summary_path: Path, not_before: float) -> LiveStats | None:
+    """k6's end-of-test numbers from its ``--summary-export`` (the REST API is gone once k6 exits);
+    ``None`` when the file is missing, older than ``not_before`` (wall clock) or unreadable."""
+    try:
+        if summary_path.stat().st_mtime < not_before:
+            return None
+        metrics = json.loads(summary_path.read_text(encoding="utf-8"))["metrics"]
+        live = _live_values({k: v for k, v in metrics.items() if isinstance(v, dict)})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    live.final = True
+    return live
+
+
+class ProgressPrinter:
+    """A bar over the plan on a TTY; a plain line every few seconds in CI logs (and the final line).
+
+    The bar follows the plan's ``bounded_by``: the share of the planned time, the share of the planned
+    iterations, or, for a mixed plan, the time share of its upper bound with the iterations beside it
+    (k6's REST API counts the iterations of every scenario together, so they are shown as a count)."""
+
+    def __init__(self, plan: Plan | float, stream=None, every_s: float = 5.0):
+        self.plan = plan if isinstance(plan, Plan) else Plan(seconds=float(plan))
+        self.planned_s = self.plan.seconds
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.every_s = every_s
         self._last = -1e9
 
+    def _progress(self, s: LiveStats) -> tuple[float, str]:
+        plan, done = self.plan, s.iterations or 0
+        upper = plan.seconds
+        if plan.bounded_by == "iterations" and plan.iterations:
+            frac = min(1.0, done / plan.iterations)
+            return frac, f"{done}/{plan.iterations} iterations · {s.elapsed:.0f}s of ≤{upper:.0f}s"
+        frac = min(1.0, s.elapsed / upper) if upper else 0.0
+        if plan.bounded_by == "mixed":
+            span = f"{plan.timed_s:.0f}–{upper:.0f}s" if plan.timed_s < upper else f"{upper:.0f}s"
+            return frac, (f"{done} iterations ({plan.iterations} planned + time-based) · "
+                          f"{s.elapsed:.0f}s of {span}")
+        return frac, f"{s.elapsed:5.0f}/{upper:.0f}s"
+
     def line(self, s: LiveStats) -> str:
-        frac = min(1.0, s.elapsed / self.planned_s) if self.planned_s else 0.0
+        frac, where = self._progress(s)
         bar = "#" * int(frac * 24)
         err = "-" if s.error_rate is None else f"{s.error_rate * 100:.2f}%"
         p95 = "-" if s.p95_ms is None else f"{s.p95_ms:.0f}ms"
-        return (f"[{bar:<24}] {frac * 100:3.0f}% {s.elapsed:5.0f}/{self.planned_s:.0f}s  "
+        return (f"[{bar:<24}] {frac * 100:3.0f}% {where}  "
                 f"{s.vus} VUs  {s.requests} reqs  {s.rps:.1f} req/s  errors {err}  p95 {p95}")
 
     def update(self, s: LiveStats) -> None:
@@ -244,7 +400,7 @@ class ProgressPrinter:
             width = shutil.get_terminal_size().columns - 1
             self.stream.write("\r" + self.line(s)[:width] + "\x1b[K")
             self.stream.flush()
-        elif s.elapsed - self._last >= self.every_s:
+        elif s.final or s.elapsed - self._last >= self.every_s:
             self._last = s.elapsed
             self.stream.write(self.line(s) + "\n")
             self.stream.flush()
@@ -296,6 +452,7 @@ class K6Run:
     def run(self) -> K6Result:
         address = f"127.0.0.1:{free_port()}"
         started = time.monotonic()
+        started_wall = time.time() - 1.0  # file mtimes can lag the clock by a tick
         # k6 is registered for stopping as it starts (STOP_SIGNALS.spawn): a signal at any moment, even before
         # forwarding begins, cannot leave it running; the block's end stops it if an error unwinds past it.
         with STOP_SIGNALS, open(self.log_path, "wb") as log:
@@ -321,5 +478,8 @@ class K6Run:
                             proc.kill()
                             proc.wait()
         code = proc.returncode
+        if self.on_progress and (final := read_final(self.summary_path, started_wall)) is not None:
+            final.elapsed = time.monotonic() - started
+            self.on_progress(final)  # the last poll can be up to a second old: end on k6's own totals
         return K6Result(exit_code=code, interrupted=forwarded.is_set() or code == 105,
                         seconds=time.monotonic() - started, log_path=self.log_path)

@@ -213,10 +213,11 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
         # read-only (a script installed system-wide, such as the demo's in site-packages).
         beside = os.access(opts.script.resolve().parent, os.W_OK)
         wrapper_path = write_wrapper(opts.script, {"thresholds": merged}, None if beside else files.k6_dir)
-        planned = k6mod.planned_duration(requirements)
-        printer = k6mod.ProgressPrinter(planned) if opts.progress else None
+        plan = k6mod.plan_run(requirements)
+        planned = plan.seconds  # iteration-based: maxDuration, an upper bound (the Redis sampler's stop)
+        printer = k6mod.ProgressPrinter(plan) if opts.progress else None
         print(f"hardening: k6 {opts.script} profile={opts.profile} target={mask_url(opts.base_url)} "
-              f"planned {planned:.0f}s -> {writer.final}", file=sys.stderr)
+              f"{plan.describe()} -> {writer.final}", file=sys.stderr)
         run = k6mod.K6Run(
             k6=k6, script=wrapper_path, env=k6_env, planned_s=planned, cwd=files.k6_dir,
             # absolute paths: k6 runs in the record's k6/ folder (handleSummary's files land there)

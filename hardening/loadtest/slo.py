@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from hardening.errors import ConfigError
@@ -62,7 +63,15 @@ DEFAULT_TREND_STATS = ("avg", "min", "med", "max", "p(90)", "p(95)", "p(99)")
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _NUMBER_RE = re.compile(_NUMBER)
 _PERCENTILE_RE = re.compile(rf"p\((?P<n>{_NUMBER})\)")
-_LOOSE_EXPR_RE = re.compile(r"^\s*(?P<agg>[^<>=!]*?)\s*(?P<op>[<>=!]+)\s*(?P<num>.*?)\s*$", re.DOTALL)
+# k6 trims Go's white space (unicode.IsSpace) around the aggregation and the number. Python's \s also
+# matches U+001C..U+001F, which k6 does not trim (and then refuses), hence the explicit class.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_LOOSE_EXPR_RE = re.compile(rf"^[{_GO_SPACE}]*(?P<agg>[^<>=!]*?)[{_GO_SPACE}]*(?P<op>[<>=!]+)"
+                            rf"[{_GO_SPACE}]*(?P<num>.*?)[{_GO_SPACE}]*$", re.DOTALL)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+_CONTROL_NAMES = {0x00: "NUL", 0x09: "tab", 0x0A: "newline", 0x0B: "vertical tab", 0x0C: "form feed",
+                  0x0D: "carriage return", 0x1B: "escape", 0x7F: "DEL", 0x85: "next line"}
+_NOT_FINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"}
 _METRIC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{1,127}$")
 _GO_DURATION_RE = re.compile(r"^(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
 _TOP_KEYS = ("description", "metrics", "thresholds")
@@ -315,7 +324,7 @@ def _parse_metric_thresholds(key: str, entries: Any, types: dict[str, str], sour
     seen: set[str] = set()
     for entry in entries:
         expression, abort, delay = _parse_entry(key, entry, where)
-        slo = f"SLO \"{key} {expression.strip()}\" in {source}"
+        slo = f"SLO \"{_printable(key)} {_printable(expression.strip())}\" in {source}"
         metric, tags = parse_metric_key(key, slo)
         aggregation, op, target = parse_expression(expression, slo)
         if metric not in types and not _METRIC_NAME_RE.match(metric):
@@ -389,13 +398,35 @@ def parse_metric_key(key: str, where: str = "SLO") -> tuple[str, dict[str, str]]
     return key[:opening], tags
 
 
+def _printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x00``, ``\\t``), for error messages."""
+    return _CONTROL_RE.sub(lambda m: repr(m.group(0))[1:-1], text)
+
+
+def _control_error(slo: str, part: str, text: str) -> ConfigError:
+    char = next(c for c in text if _CONTROL_RE.match(c))
+    name = _CONTROL_NAMES.get(ord(char), "control character")
+    return ConfigError(f"{slo}: {part} {_printable(text)!r} contains a control character ({name}, "
+                       f"U+{ord(char):04X}); k6 refuses it too (it ignores white space only around the "
+                       "operator and at the ends). Remove it, e.g. \"p(95)<800\".")
+
+
 def parse_expression(expression: str, slo: str = "SLO") -> tuple[str, str, float]:
-    """Parse k6's ``aggregation operator number``; returns (aggregation, op, target) or ConfigError."""
+    """Parse k6's ``aggregation operator number``; returns (aggregation, op, target) or ConfigError.
+
+    As k6 does, white space (tabs and newlines included) around the aggregation and the number is ignored,
+    and any other control character refuses the expression. Unlike k6, the target must be finite: k6
+    refuses ``1e400`` (out of range) but accepts ``inf`` and ``NaN``, which cannot be an objective."""
     m = _LOOSE_EXPR_RE.match(expression)
     if not m or not m.group("agg"):
-        raise ConfigError(f"{slo}: cannot parse {expression!r}: expected 'aggregation operator number' "
-                          "such as \"p(95)<800\" or \"rate<0.01\".")
+        if _CONTROL_RE.search(expression):
+            raise _control_error(slo, "the expression", expression)
+        raise ConfigError(f"{slo}: cannot parse {_printable(expression)!r}: expected 'aggregation operator "
+                          "number' such as \"p(95)<800\" or \"rate<0.01\".")
     agg, op, num = m.group("agg"), m.group("op"), m.group("num")
+    for part, text in (("aggregation", agg), ("target", num)):
+        if _CONTROL_RE.search(text):
+            raise _control_error(slo, f"the {part}", text)
     if op not in OPERATORS:
         hint = ("a bare '=' is not a k6 operator; use '==' (or '<=', '>=')" if op == "="
                 else f"operator {op!r} is not one of {' '.join(OPERATORS)}")
@@ -409,10 +440,18 @@ def parse_expression(expression: str, slo: str = "SLO") -> tuple[str, str, float
         raise ConfigError(f"{slo}: unknown aggregation {agg!r}; use avg, min, max, med or p(N) for a Trend, "
                           "count or rate for a Counter, rate for a Rate, value for a Gauge (lower case, "
                           "no spaces inside p(N)).")
+    if num.lower() in _NOT_FINITE:
+        raise ConfigError(f"{slo}: target {num!r} is not a plain number: it is not finite. k6 accepts it, but "
+                          "NaN fails every comparison and an infinite target bounds nothing (and neither fits in "
+                          "run.json); write a finite number such as 800.")
     if not _NUMBER_RE.fullmatch(num):
         raise ConfigError(f"{slo}: target {num!r} is not a plain number; write e.g. 800, 0.01 or 1e3 "
                           "(durations are in milliseconds, without a unit).")
-    return agg, op, float(num)
+    target = float(num)
+    if not math.isfinite(target):
+        raise ConfigError(f"{slo}: target {num} is out of range: it does not fit a 64-bit float (it would be "
+                          "infinite). k6 refuses it too (\"value out of range\"); write a finite number.")
+    return agg, op, target
 
 
 def _check_aggregation(aggregation: str, metric: str, metric_type: str, slo: str) -> None:
@@ -479,13 +518,35 @@ def _stat_key(aggregation: str, values: Mapping[str, Any]) -> str:
     return f"p({k6stats.format_pct(float(aggregation[2:-1]) / 100)})"
 
 
-def _trend_count(obj: Objective, values: Mapping[str, Any], metrics: Mapping[str, Any],
-                 counts: Mapping[str, int] | None) -> tuple[int | None, str]:
-    if isinstance(values.get("count"), (int, float)):
-        return int(values["count"]), ""
+def _known_count(obj: Objective, values: Mapping[str, Any], counts: Mapping[str, int] | None) -> int | None:
+    """The metric's sample count from the summary's ``count`` or from ``counts``; None when unknown."""
+    if isinstance(values.get("count"), (int, float)) and not isinstance(values.get("count"), bool):
+        return int(values["count"])
     for name in (obj.key, obj.metric if not obj.tags else None):
         if counts and name in counts:
-            return int(counts[name]), ""
+            return int(counts[name])
+    return None
+
+
+def _gauge_count(obj: Objective, values: Mapping[str, Any],
+                 counts: Mapping[str, int] | None) -> tuple[int | None, str]:
+    """k6 exports a Gauge without samples as ``value 0, min 0, max 0``: the count tells it from a Gauge
+    whose samples were 0; without a count, that shape (or a lone 0 without min and max) is taken as empty."""
+    n = _known_count(obj, values, counts)
+    if n is not None:
+        return n, ""
+    stats = [values.get(k) for k in ("value", "min", "max") if k in values]
+    if stats and all(v == 0 for v in stats):
+        return 0, (" (sample count unknown; value, min and max are 0, which is how k6 reports a Gauge that "
+                   "never got a sample)")
+    return None, ""
+
+
+def _trend_count(obj: Objective, values: Mapping[str, Any], metrics: Mapping[str, Any],
+                 counts: Mapping[str, int] | None) -> tuple[int | None, str]:
+    n = _known_count(obj, values, counts)
+    if n is not None:
+        return n, ""
     source = _COUNT_SOURCES.get(obj.metric)
     if source and not obj.tags:
         src = metrics.get(source)
@@ -538,6 +599,9 @@ def _observed_from_summary(obj: Objective, values: Mapping[str, Any], metrics: M
         return _num(values[stat]), ""
     if obj.metric_type == COUNTER:
         return _num(values.get(obj.aggregation)), ""
+    n, why = _gauge_count(obj, values, counts)
+    if n == 0:
+        return None, "no samples" + why
     return _num(values.get("value")), ""
 
 
@@ -556,6 +620,8 @@ def evaluate_samples(spec: SloSpec, samples: Any, duration_s: float | None = Non
     """Evaluate against raw samples (DataFrame: time, metric, value and tag columns).
 
     Trend percentiles use k6's interpolation (:mod:`hardening.loadtest.k6stats`), so they equal k6's summary.
+    NaN values are dropped first, as k6 drops NaN samples; a metric left without rows has no data (for a
+    Gauge too: k6 would report it as 0).
     ``duration_s`` is the test run duration for a Counter's ``rate``; without it the span between the
     first and last sample is used (and the result says so).
     """
@@ -571,7 +637,13 @@ def evaluate_samples(spec: SloSpec, samples: Any, duration_s: float | None = Non
             mask = mask & samples[tag].astype("string").eq(value).fillna(False).to_numpy(dtype=bool)
         rows = samples.loc[mask]
         values = rows["value"].to_numpy(dtype=float)
+        nan = np.isnan(values)
+        if nan.any():  # k6 drops a NaN sample before any sink sees it
+            values = values[~nan]
         observed, detail = _observed_from_samples(obj, values, rows, samples, duration_s)
+        if nan.any():
+            dropped = f"{int(nan.sum())} NaN sample(s) dropped, as k6 drops them"
+            detail = f"{detail}; {dropped}" if detail else dropped
         results.append(judge(obj, observed, detail=detail))
     return results
 
