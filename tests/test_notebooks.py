@@ -16,12 +16,13 @@ import pytest
 from conftest import ROOT, hardening_cmd
 from run_factory import EVIL, make_history, make_ledger, make_run
 
+from hardening.analysis.budget import FailureAlert
 from hardening.record import RunLayout
 from hardening.reports import redis_report
 from hardening.reports.deployments import DeploymentsSummary
 from hardening.reports.redis_report import RedisReportSummary
 from hardening.reports.run_report import RunReportSummary
-from hardening.reports.slo_history import AlertFigures, ChangePointRow, SloHistorySummary
+from hardening.reports.slo_history import ChangePointRow, SloHistorySummary
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("run_report", "redis_report", "slo_history", "deployments")
@@ -74,7 +75,7 @@ def test_run_report_verdict_slo_table_and_regression(tmp_path, hist):
     failing = make_run(hist.parent / "extra", 99, p95=950.0, environment="local")  # fails p95<800, slower than base
     data = execute("run_report", tmp_path, run_dir=failing, history_dir=hist)
     assert data["verdict"] == "FAIL"
-    assert "http_req_duration p(95)<800: observed 950.00, 150.00 beyond target 800.00" in data["sentence"]
+    assert "http_req_duration p(95)<800: observed 950.00 ms, 150.00 ms beyond target < 800 ms" in data["sentence"]
     table = {row["SLO"]: row for row in data["slo_table"]}
     assert table["http_req_duration p(95)<800"]["result"] == "FAIL"
     assert table["http_req_duration p(95)<800"]["margin"] == pytest.approx(-150.0)
@@ -117,10 +118,27 @@ def test_slo_history_error_budget_alerts_and_change_point(tmp_path, hist):
     cps = {(c["metric"], c["index"]) for c in data["change_points"]}
     assert ("http_req_duration_p95", 10) in cps and ("http_req_duration_p99", 10) in cps
     assert len(data["change_points"]) == 2
+    assert data["first_run"] is False
+    ticks = data["x_ticks"]  # the history charts' x axes: each run's start time, never a fractional run number
+    assert set(ticks) == {"burn", "slo_trends", "latency", "redis"}
+    for labels in ticks.values():
+        assert labels and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}\n\d{2}:\d{2}", t) for t in labels), labels
+    assert ticks["latency"][0] == "2026-11-01\n08:00" and ticks["latency"][-1] == "2026-11-02\n03:00"
     typed = SloHistorySummary.from_dict(data)
-    assert isinstance(typed.failure_alert, AlertFigures) and typed.failure_alert.failed == 2
+    assert isinstance(typed.failure_alert, FailureAlert) and typed.failure_alert.failed == 2
     assert all(isinstance(c, ChangePointRow) for c in typed.change_points) and typed.params.objective == 0.8
     assert typed.index_line() == "History: alert: SLO failed in 2 of the last 10 runs"
+
+
+def test_slo_history_first_run_says_history_starts_here(tmp_path):
+    """One run in the history: a "history starts here" sentence where each chart would be, no empty axes."""
+    run = make_run(tmp_path / "runs", 0)
+    data = execute("slo_history", tmp_path, history_dir=run.parent, highlight_run=run.name)
+    assert data["runs"] == 1 and data["first_run"] is True and data["x_ticks"] == {}
+    assert SloHistorySummary.from_dict(data).index_line() == "History: starts here (1 run so far)"
+    nb = nbformat.read(tmp_path / "slo_history.ipynb", as_version=4)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in (o.get("data") or {})]
+    assert outputs_text(tmp_path / "slo_history.ipynb", "text/html").count("History starts here") >= 4
 
 
 def test_slo_history_filters(tmp_path, hist):
@@ -193,7 +211,9 @@ def test_deployments_metrics(tmp_path):
     assert data["time_to_rollback_s_median"] == pytest.approx(90)
     assert data["time_to_restore_s_median"] == pytest.approx(180)
     assert data["lead_time_s_median"] == pytest.approx(2 * 3600 + 90)
-    assert DeploymentsSummary.from_dict(data).index_line() == "Deployments: change failure rate 25%"
+    assert data["environments"] == ["production", "staging"]
+    assert (DeploymentsSummary.from_dict(data).index_line()
+            == "Deployments (environment production): change failure rate 25.00%")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -58,7 +58,7 @@ PAGES = {
     "run_report.html": "Verdict: PASS",
     "redis_report.html": "Verdict: PASS",
     "slo_history.html": "SLO failed in",
-    "deployments.html": "Change failure rate 25%",
+    "deployments.html": "Change failure rate 25.00%",
 }
 
 

@@ -56,10 +56,11 @@ def num_ms(value: float | None, sign: bool = False) -> str:
 
 
 def pvalue(p: float | None) -> str:
-    """Scientific notation, two significant digits: ``1.2e-04``; ``n/a`` when untested."""
+    """Scientific notation, two significant digits: ``1.2e-04``; ``n/a`` when untested; a p-value that
+    underflowed to 0 is ``< 1.0e-300``, never ``0``."""
     if not _finite(p):
         return "n/a"
-    return f"{p:.1e}"
+    return "< 1.0e-300" if p == 0 else f"{p:.1e}"
 
 
 def distinct(observed: float, target: float, render) -> tuple[str, str]:

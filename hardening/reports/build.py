@@ -6,8 +6,10 @@
   hidden (``exclude_input``), stderr streams are dropped from the HTML (they stay in the executed
   ``.ipynb`` kept beside it for audit), and the ``offline`` template removes every network script.
 - Each notebook's last cell writes its report's typed summary (a side file); they are read back into
-  the same classes (``RunReportSummary``, ``RedisReportSummary``, ...) and each adds its line under the
-  verdict of ``index.html``, which links the reports and uses the reports' one style.
+  the same classes (``RunReportSummary``, ``RedisReportSummary``, ...). ``index.html`` shows the verdict,
+  then the key numbers (each SLO's observed value against its target, requests/s, error rate, the
+  baseline verdict), then each report's line, then the links, in the reports' one style.
+- The Redis report is built only when the run observed Redis (``record.redis`` or a ``redis/`` folder).
 - A failing cell raises :class:`NotebookFailed` (exit 1) naming the notebook, the cell and the error.
 """
 
@@ -28,12 +30,27 @@ from typing import Any, TextIO
 import nbformat
 
 from hardening import atomic
+from hardening.analysis import units
 from hardening.errors import EXIT_FAIL, HardeningError
 from hardening.masking import mask
-from hardening.record.model import RunRecord
+from hardening.record.layout import RunLayout
+from hardening.record.model import RunRecord, SloStatus
 from hardening.record.reader import read_record, resolve_path
 from hardening.reports import DEFAULT_LEDGER, deployments, redis_report, run_report, slo_history
-from hardening.reports.style import SUMMARY_MIMETYPE, Summary, banner_html, esc, page, read_summary
+from hardening.reports.style import (
+    CSS,
+    SUMMARY_MIMETYPE,
+    Summary,
+    banner_html,
+    duration,
+    esc,
+    number,
+    page,
+    per_second,
+    read_summary,
+    tone,
+    when,
+)
 
 # Package data (found the same way in a checkout and in an installed wheel).
 TEMPLATES = Path(str(resources.files("hardening.reports") / "templates"))
@@ -55,6 +72,8 @@ RUN_REPORT = Report(run_report.NAME, run_report.TITLE, run_report.RunReportSumma
 REDIS_REPORT = Report(redis_report.NAME, redis_report.TITLE, redis_report.RedisReportSummary)
 SLO_HISTORY = Report(slo_history.NAME, slo_history.TITLE, slo_history.SloHistorySummary)
 DEPLOYMENTS = Report(deployments.NAME, deployments.TITLE, deployments.DeploymentsSummary)
+REPORTS = (RUN_REPORT, REDIS_REPORT, SLO_HISTORY, DEPLOYMENTS)
+OUTPUT_SUFFIXES = (".html", ".ipynb", ".summary.json")
 
 
 class NotebookFailed(HardeningError):
@@ -103,21 +122,46 @@ def notebook_path(name: str) -> Path:
     raise HardeningError(f"report notebook {name}.ipynb not found in {NOTEBOOKS}: reinstall hardening")
 
 
-def plan(run_dir: Path, history_dir: Path | None, out_dir: Path, ledger: Path | None = None) -> list[ReportJob]:
-    """The notebooks to run for one run (deployments only with a ledger), with absolute-path parameters."""
+def redis_observed(run_dir: Path, record: RunRecord | None = None) -> bool:
+    """The run observed Redis: its record has a Redis summary or its record folder a ``redis/`` folder."""
+    record = record if record is not None else read_record(run_dir)
+    return record.redis is not None or RunLayout(run_dir).redis.folder.is_dir()
+
+
+def plan(run_dir: Path, history_dir: Path | None, out_dir: Path, ledger: Path | None = None,
+         record: RunRecord | None = None) -> list[ReportJob]:
+    """The notebooks to run for one run, with absolute-path parameters: the Redis report only when the run
+    observed Redis, the SLO history only with a history, deployments only with a ledger."""
     hist = str(history_dir) if history_dir else ""
 
     def job(report: Report, **parameters: str) -> ReportJob:
         side = out_dir / f"{report.name}.summary.json"
         return ReportJob(report, notebook_path(report.name), {**parameters, "summary_path": str(side)}, side)
 
-    jobs = [job(RUN_REPORT, run_dir=str(run_dir), history_dir=hist),
-            job(REDIS_REPORT, run_dir=str(run_dir), history_dir=hist)]
+    jobs = [job(RUN_REPORT, run_dir=str(run_dir), history_dir=hist)]
+    if redis_observed(run_dir, record):
+        jobs.append(job(REDIS_REPORT, run_dir=str(run_dir), history_dir=hist))
     if history_dir:
         jobs.append(job(SLO_HISTORY, history_dir=hist, highlight_run=run_dir.name))
     if ledger:
         jobs.append(job(DEPLOYMENTS, ledger_path=str(ledger)))
     return jobs
+
+
+def remove_stale(out: Path, jobs: list[ReportJob]) -> list[Path]:
+    """Remove the pages of reports this build does not make (a Redis page of an earlier run in the same
+    ``--out`` would otherwise sit beside an index that does not link it); only the reports' own file names."""
+    planned = {j.name for j in jobs}
+    gone = []
+    for report in REPORTS:
+        if report.name in planned:
+            continue
+        for suffix in OUTPUT_SUFFIXES:
+            path = out / f"{report.name}{suffix}"
+            if path.is_file():
+                path.unlink()
+                gone.append(path)
+    return gone
 
 
 class HtmlRenderer:
@@ -135,7 +179,7 @@ class HtmlRenderer:
         nb = strip_for_html(nb)
         nb.metadata["title"] = title
         with self._lock:
-            body, _ = self.exporter.from_notebook_node(nb)
+            body, _ = self.exporter.from_notebook_node(nb, resources={"hardening_css": CSS})
         atomic.write_text(dest, body)
         return len(body.encode("utf-8"))
 
@@ -218,7 +262,10 @@ def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLik
     out.mkdir(parents=True, exist_ok=True)
     if os.environ.get("MPLBACKEND", "").lower() == "agg":
         os.environ.pop("MPLBACKEND")  # it would make the kernels drop inline figures
-    jobs = plan(run, hist, out, led)
+    jobs = plan(run, hist, out, led, record)
+    remove_stale(out, jobs)
+    if not any(j.report is REDIS_REPORT for j in jobs):
+        progress(f"{REDIS_REPORT.name}: not built: Redis was not observed in this run")
     renderer = HtmlRenderer()
     total = len(jobs)
     results: list[ReportResult] = []
@@ -247,7 +294,7 @@ def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLik
                 failures.append(exc)
     if failures:
         raise failures[0]
-    index = write_index(out, record, results)
+    index = write_index(out, record, results, run)
     progress(f"index: {index}")
     return results
 
@@ -255,17 +302,68 @@ def build_reports(run_dir: str | os.PathLike[str], history_dir: str | os.PathLik
 # ---------------------------------------------------------------- index.html
 
 
-def write_index(out: Path, record: RunRecord, results: list[ReportResult]) -> Path:
-    """``index.html``: the run's verdict, one line per report summary, then links (all strings escaped)."""
+@dataclass
+class BaselineLine:
+    """The baseline verdict as ``index.html`` states it, and where it comes from."""
+
+    text: str
+    regression: bool | None  # None: no verdict (no baseline, no history)
+    source: str
+
+
+def baseline_line(run_dir: Path | None, results: list[ReportResult]) -> BaselineLine | None:
+    """The judge's headline and regression flag: from the run report's side file (judged now against the
+    history), else from the run's stored verdict (``read_verdict``, judged by ``hardening loadtest``)."""
+    from hardening.analysis.judge import read_verdict
+
+    summary = next((r.summary for r in results if isinstance(r.summary, run_report.RunReportSummary)), None)
+    base = summary.baseline if summary else None
+    if base and base.headline and base.headline != run_report.NO_HISTORY:
+        judged = base.baseline_id is not None or base.regression
+        return BaselineLine(base.headline, base.regression if judged else None, "run report, against the history")
+    stored = read_verdict(run_dir) if run_dir else None
+    if stored:
+        judged = stored.get("status") != "no_baseline"
+        return BaselineLine(str(stored.get("headline") or ("REGRESSION" if stored["regression"] else "no regression")),
+                            bool(stored["regression"]) if judged else None, "the run's stored verdict, judged at load test")
+    return BaselineLine(base.headline, None, "run report") if base and base.headline else None
+
+
+def key_numbers_html(record: RunRecord, baseline: BaselineLine | None) -> str:
+    """Each SLO's observed value against its target (unit, mark, origin), requests/s, error rate, baseline."""
+    rows = []
+    for s in record.slo_results:
+        kind = "pass" if s.status == SloStatus.PASS else "fail"
+        rows.append(f'<li class="hz-slo"><span class="hz-result hz-{kind}">{esc(run_report.slo_line(s))}</span></li>')
+    if not record.slo_results:
+        rows.append('<li class="hz-slo">no SLO results in this run record</li>')
+    m = record.metrics
+    rows.append(f'<li id="throughput">Throughput: {esc(per_second(m.rps, " req/s"))} '
+                f"({esc(number(m.requests))} requests in {esc(duration(record.duration_s))})</li>")
+    rows.append(f'<li id="error-rate">Error rate: {esc(units.pct(m.error_rate))} of requests failed</li>')
+    if baseline is not None:
+        kind = "other" if baseline.regression is None else "fail" if baseline.regression else "pass"
+        rows.append(f'<li id="baseline-verdict"><span class="hz-result hz-{kind}">Baseline: {esc(baseline.text)}'
+                    f'</span> <span class="hz-muted">({esc(baseline.source)})</span></li>')
+    return f'<section id="key-numbers"><h2>Key numbers</h2><ul class="hz-key">{"".join(rows)}</ul></section>'
+
+
+def write_index(out: Path, record: RunRecord, results: list[ReportResult], run_dir: Path | None = None) -> Path:
+    """``index.html``: the verdict, the key numbers, one line per other report, then the links (all escaped)."""
     status, sentence = run_report.verdict_text(record)
-    lines = [sentence, *(line for r in results if r.summary and (line := r.summary.index_line()))]
+    lines = [line for r in results if r.summary and r.job.report is not RUN_REPORT
+             and (line := r.summary.index_line())]
     facts = (f"run {record.run_id} · environment {record.environment} · branch {record.git.branch} · "
-             f"started {record.started_at}")
+             f"started {when(record.started_at)}")
     links = "".join(f'<li><a href="{esc(r.html.name)}">{esc(r.job.title)}</a> <span class="hz-muted">'
                     f'({r.html_bytes / 1024:.0f} KB; executed notebook: <a href="{esc(r.ipynb.name)}">'
                     f"{esc(r.ipynb.name)}</a>)</span></li>" for r in results)
-    body = (banner_html(f"Verdict: {status}", lines, status, level=1)
-            + f'<p class="hz-muted">{esc(facts)}</p><h2>Reports</h2><ul>{links}</ul>')
+    others = ("<h2>Across runs</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>") if lines else ""
+    body = (banner_html(f"Verdict: {status}", [sentence], tone(status), level=1)
+            + key_numbers_html(record, baseline_line(run_dir, results)) + others
+            + f'<p class="hz-muted">{esc(facts)}</p><h2>Reports</h2><ul id="reports">{links}</ul>'
+            + ("" if any(r.job.report is REDIS_REPORT for r in results) else
+               '<p class="hz-muted">No Redis page: Redis was not observed in this run.</p>'))
     return atomic.write_text(out / "index.html", page(f"Load-test reports — {record.run_id}", body))
 
 

@@ -22,12 +22,35 @@ from hardening.reports.style import BLUE, FAIL_COLOR, OTHER_COLOR, PASS_COLOR
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
-WIDTH = 11
+WIDTH = 7.5  # inches at 100 dpi: 750 px, shown at full size on a desktop and scaled to a phone's width
+RC = {"font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 11, "ytick.labelsize": 11,
+      "legend.fontsize": 10, "lines.linewidth": 1.6}
+MARKERS_BELOW = 60  # series with fewer points get markers: a one-second scenario is a visible dot, not nothing
+MAX_RUN_TICKS = 5
+RUN_TICK_FORMAT = "%Y-%m-%d\n%H:%M"  # a run's start time (UTC) under its position
 
 
 def label(text: object) -> str:
     """Masked text for a figure; dollars escaped so matplotlib does not read ``$...$`` as mathtext."""
     return mask(str(text)).replace("$", r"\$")
+
+
+def subplots(*args: object, **kw: object) -> tuple[plt.Figure, object]:
+    """``plt.subplots`` with the reports' type sizes (legible when a figure is scaled to a phone's width)."""
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    mpl.rcParams.update(RC)
+    return plt.subplots(*args, **kw)
+
+
+def line(ax: plt.Axes, x: object, y: object, *fmt: str, **kw: object) -> list:
+    """``ax.plot`` with markers when the series is short, so a single point (a one-second scenario) is drawn."""
+    n = int(pd.Series(np.asarray(y, dtype=float)).notna().sum())
+    if n < MARKERS_BELOW and "marker" not in kw and not any(c in "".join(fmt) for c in ".ox^sv*+"):
+        kw["marker"] = "o"
+        kw.setdefault("markersize", 4 if n > 1 else 6)
+    return ax.plot(x, y, *fmt, **kw)
 
 
 def time_axis(ax: plt.Axes) -> None:
@@ -37,11 +60,35 @@ def time_axis(ax: plt.Axes) -> None:
     ax.set_xlabel("time (UTC)")
 
 
-def runs_axis(ax: plt.Axes) -> None:
-    from matplotlib.ticker import MaxNLocator
+def run_tick_positions(n: int, max_ticks: int = MAX_RUN_TICKS) -> list[int]:
+    """Whole run positions to label: all of them when few, else evenly spread with the first and the last."""
+    if n <= max_ticks:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (max_ticks - 1)) for i in range(max_ticks)})
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("run (oldest → newest)")
+
+def run_start_labels(started: Sequence[object] | pd.Series) -> list[str]:
+    """Each run's start time as a tick label (``2026-11-01\n08:00``, UTC); ``?`` when unknown."""
+    times = pd.to_datetime(pd.Series(list(started), dtype=object), utc=True, errors="coerce", format="ISO8601")
+    return ["?" if pd.isna(t) else t.strftime(RUN_TICK_FORMAT) for t in times]
+
+
+def runs_axis(ax: plt.Axes, started: Sequence[object] | pd.Series, note: str = "") -> list[str]:
+    """X axis of a chart across runs (one position per run, oldest first) labelled with the runs' start
+    times; returns the tick labels (the report's side file keeps them)."""
+    labels = run_start_labels(started)
+    ticks = run_tick_positions(len(labels))
+    ax.set_xticks(ticks, [labels[i] for i in ticks])
+    if labels:
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+    ax.set_xlabel("run start (UTC), one step per run" + (f"; {note}" if note else ""))
+    return [labels[i] for i in ticks]
+
+
+def tick_labels(fig: plt.Figure) -> list[str]:
+    """The x tick labels of a figure's bottom axes (as drawn)."""
+    axes = [ax for ax in fig.axes if ax.get_xticklabels()]
+    return [t.get_text() for t in axes[-1].get_xticklabels()] if axes else []
 
 
 def status_dots(ax: plt.Axes, x: np.ndarray, y: pd.Series, status: pd.Series, size: float,
@@ -54,9 +101,7 @@ def status_dots(ax: plt.Axes, x: np.ndarray, y: pd.Series, status: pd.Series, si
 
 def message(text: str, height: float = 1.2) -> plt.Figure:
     """A figure-sized sentence where a chart has no data (keeps the report's layout readable)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(WIDTH, height))
+    fig, ax = subplots(figsize=(WIDTH, height))
     ax.axis("off")
     ax.text(0.01, 0.5, label(text), va="center", fontsize=12)
     return fig
@@ -71,20 +116,18 @@ def log_if_wide(ax: plt.Axes, values: pd.Series | np.ndarray, unit_ms: bool) -> 
 
 
 def run_series(runs: pd.DataFrame, columns: Sequence[str], title: str, ylabel: str = "") -> plt.Figure:
-    """Several numeric columns across runs (one point per run, oldest first)."""
-    import matplotlib.pyplot as plt
-
+    """Several numeric columns across runs (one point per run, oldest first; x labelled with ``started_at``)."""
     cols = [c for c in columns if c in runs and pd.to_numeric(runs[c], errors="coerce").notna().any()]
     if runs.empty or not cols:
         return message(f"{title}: no data in the selected runs.", 0.8)
-    fig, ax = plt.subplots(figsize=(WIDTH, 3))
+    fig, ax = subplots(figsize=(WIDTH, 3.2))
     x = np.arange(len(runs))
     for col in cols[:8]:
         ax.plot(x, pd.to_numeric(runs[col], errors="coerce"), marker=".", label=label(col))
-    ax.set_title(label(title), fontsize=10, loc="left")
+    ax.set_title(label(title), loc="left")
     ax.set_ylabel(ylabel)
-    runs_axis(ax)
-    ax.legend(loc="upper left", fontsize=8)
+    runs_axis(ax, runs["started_at"] if "started_at" in runs else [None] * len(runs))
+    ax.legend(loc="upper left", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -92,14 +135,12 @@ def run_series(runs: pd.DataFrame, columns: Sequence[str], title: str, ylabel: s
 
 def bar(frame: pd.DataFrame, label_col: str, value_col: str, title: str, xlabel: str) -> plt.Figure:
     """Horizontal bars, largest 15 rows of ``frame`` in its order."""
-    import matplotlib.pyplot as plt
-
     if frame.empty or label_col not in frame or value_col not in frame:
         return message(f"{title}: no data", 0.8)
     part = frame.head(15).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.35 * len(part) + 1.2))
+    fig, ax = subplots(figsize=(WIDTH, 0.4 * len(part) + 1.4))
     ax.barh([label(v) for v in part[label_col]], part[value_col], color=BLUE)
-    ax.set_title(label(title), fontsize=10, loc="left")
+    ax.set_title(label(title), loc="left")
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()

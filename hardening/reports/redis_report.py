@@ -23,13 +23,14 @@ import orjson
 import pandas as pd
 from IPython.display import HTML
 
+from hardening.analysis import units
 from hardening.record.layout import RedisLayout, RunLayout
 from hardening.record.reader import RecordWarning, RunData, latest_run_dir, load_run
 from hardening.redisobs.compare import compare
 from hardening.redisobs.sampler import read_timeline as read_timeline_rows
 from hardening.reports import charts
 from hardening.reports.run_report import verdict_banner
-from hardening.reports.style import BLUE, ORANGE, PURPLE, Summary, join, note, table
+from hardening.reports.style import BLUE, ORANGE, PURPLE, Summary, join, note, number, per_second, size, table
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -159,6 +160,37 @@ def before_after(data: RedisData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "before", "after", "delta"])
 
 
+BYTES = ("memory", "bytes")  # a before/after metric whose name has one of these is a size
+
+
+def _redis_value(metric: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if metric.startswith("hit_ratio"):
+        return units.pct(value)
+    if metric.startswith("ops_per_sec"):
+        return per_second(value, " ops/s")
+    if any(b in metric for b in BYTES) and "ratio" not in metric:
+        return size(value)
+    return number(value)
+
+
+def before_after_shown(data: RedisData) -> pd.DataFrame:
+    """:func:`before_after` with units: sizes in KiB/MiB, hit ratios in %, ops/s."""
+    frame = before_after(data)
+    for col in ("before", "after", "delta"):
+        frame[col] = [_redis_value(str(m), v) for m, v in zip(frame["metric"], frame[col], strict=True)]
+    return frame
+
+
+COMMAND_UNITS = {"calls": "count", "usec_per_call": "µs", "share_of_time": "%", "p50_us_le": "≤µs",
+                 "p99_us_le": "≤µs", "failed_calls": "count"}
+EVENT_UNITS = {"samples_in_window": "count", "peak_ms": "ms", "all_time_max_ms": "ms"}
+SLOWLOG_UNITS = {"duration_us": "µs", "args": "count"}
+
+
 def command_latency(data: RedisData) -> pd.DataFrame:
     """Per-command calls and µs/call in the window (Δusec / Δcalls), percentiles from histogram deltas."""
     per_command = data.aggregate.get("per_command")
@@ -244,23 +276,21 @@ def status_notes(data: RedisData) -> list[str]:
 def timeline_figure(per_second: pd.DataFrame, timeline: pd.DataFrame,
                     series: tuple[tuple[str, str], ...] = TIMELINE_SERIES) -> plt.Figure:
     """k6 requests/s and p95 above the Redis timeline series, all on the same UTC time axis."""
-    import matplotlib.pyplot as plt
-
     present = [(c, lab) for c, lab in series if c in timeline and timeline[c].notna().any()]
     if timeline.empty or not present:
         return charts.message("No Redis timeline in this run record.")
     k6 = per_second[per_second["scenario"] == "all"] if not per_second.empty else per_second
     n = 2 + len(present)
-    fig, axes = plt.subplots(n, 1, figsize=(charts.WIDTH, 1.7 * n + 0.5), sharex=True)
+    fig, axes = charts.subplots(n, 1, figsize=(charts.WIDTH, 1.8 * n + 0.6), sharex=True)
     if not k6.empty:
         t = pd.to_datetime(k6["second"], utc=True)
-        axes[0].plot(t, k6["rps"], color=BLUE)
-        axes[1].plot(t, k6["p95_ms"], color=ORANGE)
-    axes[0].set_ylabel("k6 req/s")
-    axes[1].set_ylabel("k6 p95 ms")
+        charts.line(axes[0], t, k6["rps"], color=BLUE)
+        charts.line(axes[1], t, k6["p95_ms"], color=ORANGE)
+    axes[0].set_ylabel("k6 req/s", fontsize=10)
+    axes[1].set_ylabel("k6 p95 ms", fontsize=10)
     for ax, (col, lab) in zip(axes[2:], present, strict=True):
-        ax.plot(timeline["time"], timeline[col], color=PURPLE)
-        ax.set_ylabel(charts.label(lab), fontsize=8)
+        charts.line(ax, timeline["time"], timeline[col], color=PURPLE)
+        ax.set_ylabel(charts.label(lab), fontsize=10)
     for ax in axes:
         ax.grid(alpha=0.3)
     charts.time_axis(axes[-1])
@@ -304,21 +334,22 @@ class RedisReport:
         return join(verdict_banner(self.run.record), *(note(n) for n in status_notes(self.redis)))
 
     def before_after_table(self) -> HTML:
-        return table(before_after(self.redis), "Connections, commands, memory")
+        return table(before_after_shown(self.redis), "Connections, commands, memory")
 
     def timeline_figure(self) -> plt.Figure:
         return timeline_figure(self.run.per_second, self.redis.timeline)
 
     def commands_table(self) -> HTML:
-        return table(command_latency(self.redis), "Commands (Δusec / Δcalls)")
+        return table(command_latency(self.redis), "Commands (Δusec / Δcalls)", units=COMMAND_UNITS)
 
     def commands_figure(self) -> plt.Figure:
         return charts.bar(command_latency(self.redis), "command", "usec_per_call", "µs per call", "µs")
 
     def events_section(self) -> HTML:
-        return join(table(latency_events(self.redis), "Latency events (LATENCY LATEST)"),
+        return join(table(latency_events(self.redis), "Latency events (LATENCY LATEST)", units=EVENT_UNITS),
                     note(slowlog_facts(self.redis)),
-                    table(slowlog(self.redis), "Slowest new slowlog entries (arguments redacted)"))
+                    table(slowlog(self.redis), "Slowest new slowlog entries (arguments redacted)",
+                          units=SLOWLOG_UNITS))
 
     def recommendations_section(self) -> HTML:
         recs = recommendations(self.redis)

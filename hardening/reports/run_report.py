@@ -16,11 +16,27 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from IPython.display import HTML
 
+from hardening.analysis import units
 from hardening.errors import ConfigError
-from hardening.record.model import COUNTER, GAUGE, RATE, RunRecord, SloStatus
+from hardening.record.model import COUNTER, GAUGE, RATE, TREND, RunRecord, SloResult, SloStatus
 from hardening.record.reader import RunData, latest_run_dir, load_run, load_runs
 from hardening.reports import charts
-from hardening.reports.style import BLUE, FAIL_COLOR, PURPLE, Summary, banner, fmt, items, join, note, table
+from hardening.reports.style import (
+    BLUE,
+    FAIL_COLOR,
+    PURPLE,
+    Summary,
+    banner,
+    duration,
+    items,
+    join,
+    note,
+    number,
+    per_second,
+    starts_here,
+    table,
+    when,
+)
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -66,8 +82,50 @@ class RunReportSummary(Summary):
 # ---------------------------------------------------------------- verdict
 
 
+def _render(s: SloResult):
+    return lambda value, decimals: units.slo_value(s.metric_type, s.aggregation, value, decimals)
+
+
+def slo_observed(s: SloResult) -> str:
+    """The observed value with its unit, with digits enough to tell it from the target (``0.995%`` vs ``1%``)."""
+    if s.observed is None:
+        return "no data"
+    return units.distinct(s.observed, s.target, _render(s))[0]
+
+
+def slo_target(s: SloResult) -> str:
+    """The target as written, with its unit: ``< 800 ms``, ``< 1%``."""
+    return f"{s.op} {units.target_text(s.metric_type, s.aggregation, s.target)}"
+
+
+def slo_margin(s: SloResult, signed: bool = True) -> str:
+    """Room left (+) or overshoot (−) in the SLO's unit; rates in percentage points."""
+    m = s.margin
+    if m is None:
+        return "—"
+    if s.metric_type == RATE:
+        text = units.pp(m)
+    elif s.metric_type == TREND:
+        text = units.ms(m, sign=True)
+    elif s.metric_type == COUNTER and s.aggregation == "rate":
+        text = f"{m:+.2f}/s"
+    else:
+        text = f"{m:+g}"
+    return text if signed else text.lstrip("+-")
+
+
+def slo_mark(s: SloResult) -> str:
+    return "✓" if s.status == SloStatus.PASS else "✗"
+
+
+def slo_line(s: SloResult) -> str:
+    """``http_req_failed rate: 1.47% vs < 1% ✗ (slo-file)``: one SLO, observed against target."""
+    comparison = units.slo_comparison(s.metric_type, s.aggregation, s.op, s.observed, s.target)
+    return f"{s.key} {s.aggregation}: {comparison} {slo_mark(s)} ({s.origin})"
+
+
 def verdict_text(record: RunRecord) -> tuple[str, str]:
-    """(``PASS``/``FAIL``/..., one sentence saying which SLO failed and by how much)."""
+    """(``PASS``/``FAIL``/..., one sentence saying which SLO failed and by how much, with units)."""
     status = str(record.status).upper()
     slos = record.slo_results
     bad = record.failed_slos
@@ -80,15 +138,15 @@ def verdict_text(record: RunRecord) -> tuple[str, str]:
         if s.status == SloStatus.NO_DATA:
             parts.append(f"{s.name}: no data")
         else:
-            parts.append(f"{s.name}: observed {fmt(s.observed, 2)}, "
-                         f"{fmt(abs(s.margin or 0.0), 2)} beyond target {fmt(s.target, 2)}")
+            parts.append(f"{s.name}: observed {slo_observed(s)}, {slo_margin(s, signed=False)} beyond target "
+                         f"{slo_target(s)}")
     return status, f"{len(bad)} of {len(slos)} SLOs not met — " + "; ".join(parts)
 
 
 def run_facts(record: RunRecord) -> str:
     return (f"run {record.run_id} · environment {record.environment} · profile {record.profile} · script "
             f"{record.script} · branch {record.git.branch} · commit {(record.git.commit or 'n/a')[:12]} · "
-            f"started {record.started_at} · {fmt(record.duration_s)} s · target {record.target}")
+            f"started {when(record.started_at)} · lasted {duration(record.duration_s)} · target {record.target}")
 
 
 def verdict_banner(record: RunRecord) -> HTML:
@@ -101,6 +159,7 @@ def verdict_banner(record: RunRecord) -> HTML:
 
 
 def slo_frame(record: RunRecord) -> pd.DataFrame:
+    """The SLO table as numbers (analysts, the side file); :func:`slo_shown` is the same with units."""
     rows = [{"SLO": s.name, "origin": str(s.origin), "observed": s.observed, "target": s.target, "op": s.op,
              "margin": s.margin, "result": str(s.status).upper().replace("_", "-"), "k6 said failed": s.k6_failed}
             for s in record.slo_results]
@@ -108,11 +167,30 @@ def slo_frame(record: RunRecord) -> pd.DataFrame:
                                        "k6 said failed"])
 
 
+def slo_shown(record: RunRecord) -> pd.DataFrame:
+    """The SLO table as the report shows it: result first, every value with its unit."""
+    rows = [{"result": str(s.status).upper().replace("_", "-"), "SLO": f"{s.key} {s.aggregation}",
+             "observed": slo_observed(s), "target": slo_target(s), "margin": slo_margin(s), "origin": str(s.origin),
+             "k6 said failed": "—" if s.k6_failed is None else ("yes" if s.k6_failed else "no")}
+            for s in record.slo_results]
+    return pd.DataFrame(rows, columns=["result", "SLO", "observed", "target", "margin", "origin", "k6 said failed"])
+
+
 def key_metrics_frame(record: RunRecord) -> pd.DataFrame:
     m = record.metrics
     rows = [{"metric": "requests", "value": m.requests}, {"metric": "rps", "value": m.rps},
             {"metric": "error_rate", "value": m.error_rate}, {"metric": "checks_rate", "value": m.checks_rate},
             {"metric": "iterations", "value": m.iterations}, {"metric": "vus_max", "value": m.vus_max}]
+    return pd.DataFrame(rows, columns=["metric", "value"])
+
+
+def key_figures_shown(record: RunRecord) -> pd.DataFrame:
+    """The key figures with their units (requests/s, error rate in %, duration in human form)."""
+    m = record.metrics
+    rows = [("requests", number(m.requests)), ("throughput", per_second(m.rps, " req/s")),
+            ("error rate (http_req_failed)", units.pct(m.error_rate)),
+            ("checks passed", units.pct(m.checks_rate)), ("iterations", number(m.iterations)),
+            ("VUs (max)", number(m.vus_max)), ("duration", duration(record.duration_s))]
     return pd.DataFrame(rows, columns=["metric", "value"])
 
 
@@ -127,7 +205,8 @@ def trend_frame(record: RunRecord) -> pd.DataFrame:
 
 
 def counter_frame(record: RunRecord) -> pd.DataFrame:
-    """The script's own Counters, Rates and Gauges, each with its type (Trends are in :func:`trend_frame`)."""
+    """The script's own Counters, Rates and Gauges, each with its k6 type (``record.metrics.custom``); Trends
+    are in :func:`trend_frame`, never here."""
     rows = []
     for name, m in sorted(record.metrics.custom.items()):
         if m.type == COUNTER:
@@ -135,6 +214,26 @@ def counter_frame(record: RunRecord) -> pd.DataFrame:
         elif m.type in (RATE, GAUGE):
             rows.append({"metric": name, "kind": m.type, "value": m.values.get("value"), "rate": None})
     return pd.DataFrame(rows, columns=["metric", "kind", "value", "rate"])
+
+
+def counter_shown(record: RunRecord) -> pd.DataFrame:
+    """:func:`counter_frame` with units: a Counter's count and its rate per second (k6's, else count over the
+    run's duration, as k6 computes it), a Rate in %, a Gauge as is."""
+    frame = counter_frame(record)
+    shown = {COUNTER: number, RATE: units.pct, GAUGE: number}
+    secs = record.duration_s
+
+    def rate(kind: str, count: Any, value: Any) -> str:
+        if kind != COUNTER:
+            return "—"
+        if (value is None or value != value) and count is not None and count == count and secs:
+            value = count / secs
+        return per_second(value)
+
+    frame["per second"] = [rate(k, c, r) for k, c, r in zip(frame["kind"], frame["value"], frame["rate"], strict=True)]
+    frame["value"] = [shown[k](v) if v is not None and v == v else "—" for k, v in zip(frame["kind"], frame["value"],
+                                                                                      strict=True)]
+    return frame.drop(columns="rate")
 
 
 def checks_frame(k6_summary: dict[str, Any]) -> pd.DataFrame:
@@ -166,13 +265,17 @@ def scenario_frame(per_second: pd.DataFrame) -> pd.DataFrame:
         "requests": g["requests"].sum(),
         "errors": g["errors"].sum(),
         "peak req/s": g["rps"].max(),
-        "median per-second p95 (ms)": g["p95_ms"].median(),
-        "worst per-second p95 (ms)": g["p95_ms"].max(),
-        "worst per-second p99 (ms)": g["p99_ms"].max(),
+        "median per-second p95": g["p95_ms"].median(),
+        "worst per-second p95": g["p95_ms"].max(),
+        "worst per-second p99": g["p99_ms"].max(),
     })
     out.insert(3, "error rate", out["errors"] / out["requests"].where(out["requests"] > 0))
     out = out.reset_index()
     return pd.concat([out[out["scenario"] != "all"], out[out["scenario"] == "all"]], ignore_index=True)
+
+
+SCENARIO_UNITS = {"seconds": "s", "requests": "count", "errors": "count", "error rate": "%", "peak req/s": "req/s",
+                  "median per-second p95": "ms", "worst per-second p95": "ms", "worst per-second p99": "ms"}
 
 
 # ---------------------------------------------------------------- figures
@@ -180,47 +283,44 @@ def scenario_frame(per_second: pd.DataFrame) -> pd.DataFrame:
 
 def timeseries_figure(per_second: pd.DataFrame, title: str = "") -> plt.Figure:
     """Requests/s, error rate, p50/p95/p99 and VUs per second on one shared time axis."""
-    import matplotlib.pyplot as plt
-
     rows = per_second[per_second["scenario"] == "all"] if "scenario" in per_second else per_second
     if rows.empty:
         return charts.message("No per-second data in this run record.")
     t = pd.to_datetime(rows["second"], utc=True)
-    fig, axes = plt.subplots(4, 1, figsize=(charts.WIDTH, 8.5), sharex=True, height_ratios=[1, 0.8, 1.3, 0.8])
-    axes[0].plot(t, rows["rps"], color=BLUE)
+    fig, axes = charts.subplots(4, 1, figsize=(charts.WIDTH, 9), sharex=True, height_ratios=[1, 0.8, 1.3, 0.8])
+    charts.line(axes[0], t, rows["rps"], color=BLUE)
     axes[0].set_ylabel("requests/s")
-    axes[1].plot(t, rows["error_rate"].fillna(0) * 100, color=FAIL_COLOR)
+    charts.line(axes[1], t, rows["error_rate"].fillna(0) * 100, color=FAIL_COLOR)
     axes[1].set_ylabel("errors %")
-    for col, line in (("p50_ms", ":"), ("p95_ms", "-"), ("p99_ms", "--")):
-        axes[2].plot(t, rows[col], line, label=col.replace("_ms", ""))
+    for col, style in (("p50_ms", ":"), ("p95_ms", "-"), ("p99_ms", "--")):
+        charts.line(axes[2], t, rows[col], style, label=col.replace("_ms", ""))
     axes[2].set_ylabel("latency ms")
-    axes[2].legend(loc="upper left", fontsize=8)
-    axes[3].step(t, rows["vus"], where="post", color=PURPLE)
+    axes[2].legend(loc="upper left", fontsize=9)
+    step_marker = {"marker": "o", "markersize": 4} if len(rows) < charts.MARKERS_BELOW else {}
+    axes[3].step(t, rows["vus"], where="post", color=PURPLE, **step_marker)
     axes[3].set_ylabel("VUs")
     for ax in axes:
         ax.grid(alpha=0.3)
     charts.time_axis(axes[-1])
     if title:
-        axes[0].set_title(charts.label(title))
+        axes[0].set_title(charts.label(title), loc="left")
     fig.tight_layout()
     return fig
 
 
 def scenario_figure(per_second: pd.DataFrame) -> plt.Figure:
     """Requests/s and p95 per scenario (ramp-up vs spike) on one time axis."""
-    import matplotlib.pyplot as plt
-
     rows = per_second[per_second["scenario"] != "all"] if "scenario" in per_second else per_second.iloc[0:0]
     if rows.empty:
         return charts.message("No per-scenario data in this run record.")
-    fig, axes = plt.subplots(2, 1, figsize=(charts.WIDTH, 5), sharex=True)
-    for name, part in rows.groupby("scenario"):
+    fig, axes = charts.subplots(2, 1, figsize=(charts.WIDTH, 5.5), sharex=True)
+    for name, part in rows.groupby("scenario"):  # markers on short series: a one-second scenario is one dot
         t = pd.to_datetime(part["second"], utc=True)
-        axes[0].plot(t, part["rps"], label=charts.label(name))
-        axes[1].plot(t, part["p95_ms"], label=charts.label(name))
+        charts.line(axes[0], t, part["rps"], label=charts.label(name))
+        charts.line(axes[1], t, part["p95_ms"], label=charts.label(name))
     axes[0].set_ylabel("requests/s")
     axes[1].set_ylabel("p95 ms")
-    axes[0].legend(loc="upper left", fontsize=8)
+    axes[0].legend(loc="upper left", fontsize=9)
     for ax in axes:
         ax.grid(alpha=0.3)
     charts.time_axis(axes[-1])
@@ -263,13 +363,13 @@ class RunReport:
         return verdict_banner(self.record)
 
     def slo_section(self) -> HTML:
-        return join(table(slo_frame(self.record)), note("Baseline: " + self.baseline.headline))
+        return join(table(slo_shown(self.record)), note("Baseline: " + self.baseline.headline))
 
     def timeseries_figure(self) -> plt.Figure:
         return timeseries_figure(self.run.per_second, f"run {self.record.run_id}")
 
     def scenario_table(self) -> HTML:
-        return table(scenario_frame(self.run.per_second))
+        return table(scenario_frame(self.run.per_second), units=SCENARIO_UNITS)
 
     def scenario_figure(self) -> plt.Figure:
         return scenario_figure(self.run.per_second)
@@ -278,15 +378,20 @@ class RunReport:
         """Key figures, every Trend, the script's Counters/Rates/Gauges, checks, warnings."""
         warnings = (items("Warnings", self.record.warnings) if self.record.warnings
                     else note("No warnings recorded for this run."))
-        return join(table(key_metrics_frame(self.record), "Key figures"),
-                    table(trend_frame(self.record), "Durations (ms)"),
-                    table(counter_frame(self.record), "Counters, rates and gauges"),
-                    table(checks_frame(self.run.summary), "Checks"), warnings)
+        return join(table(key_figures_shown(self.record), "Key figures"),
+                    table(trend_frame(self.record), "Durations", units=dict.fromkeys(TREND_STATS, "ms")),
+                    table(counter_shown(self.record), "Counters, rates and gauges"),
+                    table(checks_frame(self.run.summary), "Checks", units={"pass rate": "%"}), warnings)
 
     def baseline_section(self) -> HTML:
         from hardening.analysis import baseline as baselines
 
-        return join(note(self.baseline.headline), table(baselines.comparison_frame(self.baseline)))
+        frame = baselines.comparison_frame(self.baseline)
+        if frame.empty and self.baseline.verdict is not None:  # history given, but nothing earlier to compare
+            return join(note(self.baseline.headline),
+                        starts_here("History starts here: no earlier passing run of this environment, profile and "
+                                    "script to compare with. The comparison appears from the next run on."))
+        return join(note(self.baseline.headline), table(frame))
 
     def summary(self) -> RunReportSummary:
         status, sentence = verdict_text(self.record)

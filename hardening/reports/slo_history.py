@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from IPython.display import HTML
+from IPython.display import HTML, display
 
+from hardening.analysis import units
+from hardening.analysis.budget import BurnAlert, ErrorBudget, FailureAlert
 from hardening.record.layout import RunLayout
 from hardening.record.model import RunStatus
 from hardening.record.reader import load_runs, slo_frame
@@ -34,8 +36,11 @@ from hardening.reports.style import (
     banner,
     fmt,
     note,
-    pct,
+    p_value,
+    starts_here,
     table,
+    times,
+    when,
 )
 
 if TYPE_CHECKING:
@@ -62,57 +67,12 @@ class HistoryParams:
 
 
 @dataclass
-class BudgetFigures:
-    """Error budget over the last ``window`` runs (``hardening.analysis.stats.error_budget``)."""
-
-    objective: float
-    window: int
-    good: int
-    bad: int
-    compliance: float | None
-    budget_runs: float
-    consumed: float | None  # bad / budget_runs (1.0 = exhausted)
-    remaining: float | None  # 1 − consumed (negative = overspent)
-    burn_rate: float | None
-
-
-@dataclass
-class BurnFigures:
-    """Multi-window burn-rate alert (``hardening.analysis.stats.multiwindow_alert``)."""
-
-    short_window: int
-    long_window: int
-    factor: float
-    short_burn: float | None
-    long_burn: float | None
-    firing: bool
-
-
-@dataclass
-class AlertFigures:
-    """"alert: SLO failed in N of the last M runs" (``hardening.analysis.stats.failure_alert``)."""
-
-    failed: int
-    runs: int
-    text: str
-    firing: bool
-
-
-F = TypeVar("F")
-
-
-def _figures(kind: type[F], result: Any) -> F:
-    """A statistics result copied into the side file's own dataclass (same field names)."""
-    return kind(**{f.name: getattr(result, f.name) for f in fields(kind)})  # type: ignore[arg-type]
-
-
-@dataclass
 class SloFigures:
     """One SLO over the selected runs."""
 
     compliance: float | None
-    error_budget: BudgetFigures
-    alert: AlertFigures
+    error_budget: ErrorBudget
+    alert: FailureAlert
 
 
 @dataclass
@@ -135,15 +95,19 @@ class SloHistorySummary(Summary):
     skipped: int
     params: HistoryParams
     compliance: float | None
-    error_budget: BudgetFigures
-    burn_alert: BurnFigures
-    failure_alert: AlertFigures
+    error_budget: ErrorBudget
+    burn_alert: BurnAlert
+    failure_alert: FailureAlert
     per_slo: dict[str, SloFigures] = field(default_factory=dict)
     change_points: list[ChangePointRow] = field(default_factory=list)
     filters: str = "none"
     highlight_run: str = ""
+    first_run: bool = False  # one run (or none) selected: "history starts here", no charts
+    x_ticks: dict[str, list[str]] = field(default_factory=dict)  # per chart, its x tick labels (run start times)
 
     def index_line(self) -> str | None:
+        if self.first_run:
+            return f"History: starts here ({self.runs} run{'' if self.runs == 1 else 's'} so far)"
         return f"History: {self.failure_alert.text}" if self.failure_alert.text else None
 
 
@@ -160,7 +124,7 @@ def good_series(runs: pd.DataFrame) -> dict[str, list[bool]]:
 
 
 def budget_frame(runs: pd.DataFrame, p: HistoryParams) -> pd.DataFrame:
-    from hardening.analysis.stats import error_budget, failure_alert, multiwindow_alert
+    from hardening.analysis.budget import error_budget, failure_alert, multiwindow_alert
 
     rows = []
     for name, good in good_series(runs).items():
@@ -205,28 +169,35 @@ def change_point_frame(points: list[ChangePointRow]) -> pd.DataFrame:
     return frame
 
 
+CHANGE_POINT_UNITS = {"before_median": "ms", "after_median": "ms", "relative_change": "+%", "p_value": "p",
+                      "started_at": "time"}
+BUDGET_UNITS = {"compliance (all runs)": "%", "budget left": "%"}
+RUN_UNITS = {"http_req_duration_p95": "ms", "error_rate": "%", "started_at": "time"}
+
+
 def summarize(runs: pd.DataFrame, p: HistoryParams, filters: str = "none", highlight_run: str = "") -> SloHistorySummary:
     """Everything the SLO-history report states, typed (the notebook's side file)."""
-    from hardening.analysis.stats import error_budget, failure_alert, multiwindow_alert
+    from hardening.analysis.budget import error_budget, failure_alert, multiwindow_alert
 
     series = good_series(runs)
     overall = series[ALL_SLOS]
     per_slo = {name: SloFigures(compliance=sum(good) / len(good) if good else None,
-                                error_budget=_figures(BudgetFigures, error_budget(good, p.objective, p.window)),
-                                alert=_figures(AlertFigures, failure_alert(good, p.alert_last, what=name)))
+                                error_budget=error_budget(good, p.objective, p.window),
+                                alert=failure_alert(good, p.alert_last, what=name))
                for name, good in series.items() if name != ALL_SLOS}
     burn = multiwindow_alert(overall, p.objective, p.short_window, p.long_window, p.burn_factor)
     return SloHistorySummary(
         runs=len(runs), skipped=len(runs.attrs.get("skipped", [])), params=p,
         compliance=sum(overall) / len(overall) if overall else None,
-        error_budget=_figures(BudgetFigures, error_budget(overall, p.objective, p.window)),
-        burn_alert=_figures(BurnFigures, burn),
-        failure_alert=_figures(AlertFigures, failure_alert(overall, p.alert_last)), per_slo=per_slo,
-        change_points=latency_change_points(runs), filters=filters, highlight_run=highlight_run)
+        error_budget=error_budget(overall, p.objective, p.window),
+        burn_alert=burn,
+        failure_alert=failure_alert(overall, p.alert_last), per_slo=per_slo,
+        change_points=latency_change_points(runs), filters=filters, highlight_run=highlight_run,
+        first_run=len(runs) <= 1)
 
 
 def burn_series(runs: pd.DataFrame, p: HistoryParams) -> tuple[np.ndarray, np.ndarray]:
-    from hardening.analysis.stats import burn_rate_series
+    from hardening.analysis.budget import burn_rate_series
 
     good = (runs["status"] == RunStatus.PASS).tolist()
     return burn_rate_series(good, p.short_window, p.objective), burn_rate_series(good, p.long_window, p.objective)
@@ -259,57 +230,73 @@ def redis_trends(runs: pd.DataFrame, top_commands: int = 6) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
-        return pd.DataFrame(columns=["run_id"])
-    return runs[["run_id"]].merge(out, on="run_id", how="left")
+        return pd.DataFrame(columns=["run_id", "started_at"])
+    return runs[["run_id", "started_at"]].merge(out, on="run_id", how="left")
 
 
 # ---------------------------------------------------------------- banner and figures
 
 
+def p_text(p: float) -> str:
+    shown = p_value(p)
+    return shown if shown.startswith("<") else f"= {shown}"
+
+
 def history_banner(s: SloHistorySummary) -> HTML:
     """Top of the SLO history: alert sentence, compliance, budget left, burn alert, change points."""
     budget, burn = s.error_budget, s.burn_alert
+    if s.first_run:
+        what = "No run" if s.runs == 0 else "One run"
+        lines = [f"{what} in the selected history (filters: {s.filters}). Trends, error budget burn and change "
+                 "points need earlier runs; they appear from the second run on."]
+        if s.highlight_run:
+            lines.append(f"this run: {s.highlight_run}")
+        return banner("History starts here", lines, "other")
     lines = [
         f"{s.runs} runs (filters: {s.filters}); {s.skipped} unreadable records skipped",
-        f"compliance {pct(s.compliance)} of runs passed; objective {pct(budget.objective)}",
-        (f"error budget left over the last {budget.window} runs: {pct(budget.remaining)} "
+        f"compliance {units.pct(s.compliance)} of runs passed; objective {units.pct(budget.objective)}",
+        (f"error budget left over the last {budget.window} runs: {units.pct(budget.remaining)} "
          f"({budget.bad} bad runs of {fmt(budget.budget_runs)} allowed)"),
-        (f"burn rate {fmt(burn.short_burn, 2)} over {burn.short_window} runs, {fmt(burn.long_burn, 2)} over "
+        (f"burn rate {times(burn.short_burn)} over {burn.short_window} runs, {times(burn.long_burn)} over "
          f"{burn.long_window} runs — multi-window alert {'FIRING' if burn.firing else 'quiet'} "
-         f"(factor {burn.factor:g})"),
+         f"(factor {burn.factor:g}×)"),
     ]
     for cp in s.change_points:
-        rel = f" ({cp.relative_change * 100:+.0f}%)" if cp.relative_change is not None else ""
-        lines.append(f"change point in {cp.metric.replace('http_req_duration_', '')} at run {cp.run_id}: "
-                     f"median {fmt(cp.before_median)} → {fmt(cp.after_median)} ms{rel}")
+        rel = f" ({units.pct(cp.relative_change, sign=True)})" if cp.relative_change is not None else ""
+        lines.append(f"change point in {cp.metric.replace('http_req_duration_', '')} at run {cp.run_id} "
+                     f"(started {when(cp.started_at)}): median {units.ms(cp.before_median)} → "
+                     f"{units.ms(cp.after_median)}{rel}, p {p_text(cp.p_value)}")
     if s.highlight_run:
         lines.append(f"this run: {s.highlight_run}")
     firing = s.failure_alert.firing or burn.firing
     return banner(s.failure_alert.text, lines, "fail" if firing else "pass")
 
 
-def slo_trends_figure(slo_long: pd.DataFrame, max_panels: int = 6) -> plt.Figure:
-    """One panel per SLO: observed value per run, the target line, failed runs in red."""
-    import matplotlib.pyplot as plt
-
+def slo_trends_figure(slo_long: pd.DataFrame, runs: pd.DataFrame | None = None, max_panels: int = 6) -> plt.Figure:
+    """One panel per SLO: observed value per run, the target line, failed runs in red. The panels share one
+    x axis, one position per run of ``runs`` (default: the runs in ``slo_long``), labelled with start times."""
     if slo_long.empty:
         return charts.message("No SLO results in the selected runs.")
+    if runs is None:
+        runs = slo_long.drop_duplicates("run_id")[["run_id", "started_at"]]
+    position = {rid: i for i, rid in enumerate(runs["run_id"])}
     names = list(dict.fromkeys(slo_long["name"]))[:max_panels]
-    fig, axes = plt.subplots(len(names), 1, figsize=(charts.WIDTH, 2.3 * len(names) + 0.4), squeeze=False)
+    fig, axes = charts.subplots(len(names), 1, figsize=(charts.WIDTH, 2.4 * len(names) + 0.8), squeeze=False,
+                                sharex=True)
     for ax, name in zip(axes[:, 0], names, strict=True):
         part = slo_long[slo_long["name"] == name].reset_index(drop=True)
-        x = np.arange(len(part))
+        x = part["run_id"].map(position).to_numpy(dtype=float)
         ax.plot(x, part["observed"], color=MUTED_COLOR, lw=1)
-        charts.status_dots(ax, x, part["observed"], part["status"], 18)
+        charts.status_dots(ax, x, part["observed"], part["status"], 22)
         target = part["target"].dropna()
         if not target.empty:
             ax.axhline(float(target.iloc[-1]), color=FAIL_COLOR, ls="--", lw=1, label="target")
-            ax.legend(loc="upper left", fontsize=8)
+            ax.legend(loc="upper left", fontsize=9)
         charts.log_if_wide(ax, pd.concat([part["observed"], target]),
                            unit_ms=str(part["metric"].iloc[0]).endswith("_duration"))
-        ax.set_title(charts.label(name), fontsize=10, loc="left")
+        ax.set_title(charts.label(name), loc="left")
         ax.grid(alpha=0.3)
-    charts.runs_axis(axes[-1, 0])
+    charts.runs_axis(axes[-1, 0], runs["started_at"])
     fig.tight_layout()
     return fig
 
@@ -317,42 +304,38 @@ def slo_trends_figure(slo_long: pd.DataFrame, max_panels: int = 6) -> plt.Figure
 def latency_figure(runs: pd.DataFrame, points: Sequence[ChangePointRow] = ()) -> plt.Figure:
     """p95 and p99 of http_req_duration across runs, change points as vertical lines; log axis when the
     values span a decade."""
-    import matplotlib.pyplot as plt
-
     cols = [c for c in LATENCY_COLUMNS if c in runs]
     if runs.empty or not cols:
         return charts.message("No latency figures in the selected runs.")
-    fig, ax = plt.subplots(figsize=(charts.WIDTH, 3.6))
+    fig, ax = charts.subplots(figsize=(charts.WIDTH, 4))
     x = np.arange(len(runs))
     for col, line in zip(cols, ("-", "--"), strict=False):
         ax.plot(x, runs[col], line, color=MUTED_COLOR, lw=1, label=col.replace("http_req_duration_", ""))
-        charts.status_dots(ax, x, runs[col], runs["status"], 14)
+        charts.status_dots(ax, x, runs[col], runs["status"], 18)
     for i in sorted({cp.index for cp in points if cp.metric in cols}):
         ax.axvline(i - 0.5, color=PURPLE, lw=2, alpha=0.7)
     charts.log_if_wide(ax, pd.concat([runs[c] for c in cols]), unit_ms=True)
     ax.set_ylabel("ms")
-    charts.runs_axis(ax)
-    ax.set_xlabel("run (oldest → newest); purple line = change point; red dot = failed run")
-    ax.legend(loc="upper left", fontsize=8)
+    charts.runs_axis(ax, runs["started_at"], "purple line = change point; red dot = failed run")
+    ax.legend(loc="upper left", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
 
 
-def burn_figure(short: np.ndarray, long: np.ndarray, short_n: int, long_n: int, factor: float) -> plt.Figure:
-    import matplotlib.pyplot as plt
-
+def burn_figure(short: np.ndarray, long: np.ndarray, short_n: int, long_n: int, factor: float,
+                started: Sequence[object] | pd.Series = ()) -> plt.Figure:
     if len(short) == 0:
         return charts.message("No runs selected.")
-    fig, ax = plt.subplots(figsize=(charts.WIDTH, 2.8))
+    fig, ax = charts.subplots(figsize=(charts.WIDTH, 3.2))
     x = np.arange(len(short))
     ax.plot(x, short, label=f"short window ({short_n} runs)")
     ax.plot(x, long, label=f"long window ({long_n} runs)")
-    ax.axhline(factor, color=FAIL_COLOR, ls="--", lw=1, label=f"alert factor {factor:g}")
+    ax.axhline(factor, color=FAIL_COLOR, ls="--", lw=1, label=f"alert factor {factor:g}×")
     ax.axhline(1, color=MUTED_COLOR, ls=":", lw=1, label="burning exactly the budget")
-    ax.set_ylabel("burn rate")
-    charts.runs_axis(ax)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_ylabel("burn rate (×)")
+    charts.runs_axis(ax, list(started) if len(started) == len(short) else [None] * len(short))
+    ax.legend(loc="upper left", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -381,37 +364,66 @@ class SloHistory:
     def banner(self) -> HTML:
         return history_banner(self.summary)
 
+    @property
+    def first_run(self) -> bool:
+        return self.summary.first_run
+
+    def _starts_here(self, what: str) -> None:
+        """The first-run state where a chart across runs would be: a sentence, no empty axes."""
+        display(starts_here(f"History starts here: {what} needs at least two runs; "
+                            f"{self.summary.runs} in the selected history so far."))
+
+    def _keep_ticks(self, name: str, fig: plt.Figure) -> plt.Figure:
+        self.summary.x_ticks[name] = charts.tick_labels(fig)
+        return fig
+
     def budget_table(self) -> HTML:
-        return table(budget_frame(self.runs, self.params))
+        return table(budget_frame(self.runs, self.params), units=BUDGET_UNITS | {
+            f"burn {self.params.short_window} runs": "×", f"burn {self.params.long_window} runs": "×"})
 
-    def burn_figure(self) -> plt.Figure:
+    def burn_figure(self) -> plt.Figure | None:
+        if self.first_run:
+            return self._starts_here("the burn rate across runs")
         p = self.params
-        return burn_figure(*burn_series(self.runs, p), p.short_window, p.long_window, p.burn_factor)
+        return self._keep_ticks("burn", burn_figure(*burn_series(self.runs, p), p.short_window, p.long_window,
+                                                    p.burn_factor, self.runs["started_at"]))
 
-    def slo_trends_figure(self) -> plt.Figure:
-        return slo_trends_figure(slo_frame(self.runs))
+    def slo_trends_figure(self) -> plt.Figure | None:
+        if self.first_run:
+            return self._starts_here("the trend per SLO")
+        return self._keep_ticks("slo_trends", slo_trends_figure(slo_frame(self.runs), self.runs))
 
     def change_points_table(self) -> HTML:
+        if self.first_run:
+            return note("Change points need a history: none yet.")
         points = self.summary.change_points
         if not points:
             return note("No change point in p95/p99 across the selected runs.")
-        return table(change_point_frame(points), "Change points (split-merge, Welch t-test)")
+        return table(change_point_frame(points).drop(columns="index"), "Change points (split-merge, Welch t-test)",
+                     units=CHANGE_POINT_UNITS)
 
-    def latency_figure(self) -> plt.Figure:
-        return latency_figure(self.runs, self.summary.change_points)
+    def latency_figure(self) -> plt.Figure | None:
+        if self.first_run:
+            return self._starts_here("latency across runs")
+        return self._keep_ticks("latency", latency_figure(self.runs, self.summary.change_points))
 
     def redis_section(self) -> HTML | None:
         """Redis across runs: four figures, or a note when no selected run has a Redis comparison."""
         trends = redis_trends(self.runs)
-        if len(trends.columns) < 2:
+        if len(trends.columns) < 3:
             return note("No Redis data in the selected runs.")
-        charts.run_series(trends, [c for c in trends if c.endswith("µs/call")], "Command execution time",
-                          "µs per call")
-        charts.run_series(trends, ["used_memory_growth"], "Memory growth during the run", "bytes")
-        charts.run_series(trends, ["peak_connected_clients", "peak_blocked_clients"], "Clients (peak)")
-        charts.run_series(trends, ["slowlog_new_entries", "latency_events"], "Slowlog entries and latency events")
+        if self.first_run:
+            return starts_here("History starts here: Redis across runs needs at least two runs.")
+        figs = [charts.run_series(trends, [c for c in trends if c.endswith("µs/call")], "Command execution time",
+                                  "µs per call"),
+                charts.run_series(trends, ["used_memory_growth"], "Memory growth during the run", "bytes"),
+                charts.run_series(trends, ["peak_connected_clients", "peak_blocked_clients"], "Clients (peak)"),
+                charts.run_series(trends, ["slowlog_new_entries", "latency_events"],
+                                  "Slowlog entries and latency events")]
+        self._keep_ticks("redis", figs[0])
         return None
 
     def runs_table(self, max_rows: int = 30) -> HTML:
         cols = [c for c in RUN_COLUMNS if c in self.runs]
-        return table(self.runs[cols].iloc[::-1], "Newest first", max_rows=max_rows)
+        shown = self.runs[cols].iloc[::-1].rename(columns={"status": "result"})  # the run's verdict, shown first
+        return table(shown, "Newest first", max_rows=max_rows, units=RUN_UNITS)

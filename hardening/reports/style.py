@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import math
 import os
+import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+import numpy as np
 import orjson
 import pandas as pd
 from IPython.display import HTML, display
 
 from hardening import atomic
+from hardening.analysis import units
 from hardening.masking import mask, mask_obj
 
 SUMMARY_MIMETYPE = "application/vnd.hardening.summary+json"
@@ -37,17 +40,39 @@ PASS_COLOR, FAIL_COLOR, OTHER_COLOR = "#1a7f37", "#cf222e", "#9a6700"
 MUTED_COLOR, BLUE, PURPLE, ORANGE = "#57606a", "#0969da", "#8250df", "#bc4c00"
 
 CSS = f"""
-.hz-banner{{padding:14px 18px;border-radius:6px;margin:6px 0 12px;font:16px/1.4 system-ui,sans-serif;color:#fff}}
+.hz-banner{{padding:14px 18px;border-radius:6px;margin:6px 0 12px;font:16px/1.4 system-ui,sans-serif;color:#fff;
+overflow-wrap:anywhere}}
 .hz-banner h1,.hz-banner h2{{margin:0 0 4px;font-size:24px;color:#fff}}
 .hz-banner .hz-facts{{font-size:13px;opacity:.9}}
 .hz-pass{{background:{PASS_COLOR}}}.hz-fail{{background:{FAIL_COLOR}}}.hz-other{{background:{OTHER_COLOR}}}
-.hz-note{{font:14px/1.5 system-ui,sans-serif;margin:6px 0}}
-.hz-muted{{color:{MUTED_COLOR};font-size:13px}}
-table.hz{{border-collapse:collapse;font:13px system-ui,sans-serif;margin:6px 0 14px}}
-table.hz th,table.hz td{{border:1px solid #d0d7de;padding:3px 8px;text-align:left}}
-table.hz th{{background:#f6f8fa}}
+.hz-note{{font:14px/1.5 system-ui,sans-serif;margin:6px 0;overflow-wrap:anywhere}}
+.hz-starts{{font:15px/1.5 system-ui,sans-serif;margin:8px 0;padding:10px 14px;border-left:4px solid {BLUE};
+background:#f6f8fa}}
+.hz-muted{{color:{MUTED_COLOR};font-size:13px;overflow-wrap:anywhere}}
+.hz-scroll{{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch;margin:6px 0 14px}}
+.hz-scroll table.hz{{border-collapse:collapse;font:13px system-ui,sans-serif;margin:0;table-layout:auto}}
+.hz-scroll table.hz th,.hz-scroll table.hz td{{border:1px solid #d0d7de;padding:3px 8px;text-align:left;
+vertical-align:top}}
+.hz-scroll table.hz th{{background:#f6f8fa}}
+.hz-scroll table.hz td.hz-result{{font-weight:600;white-space:nowrap}}
+td.hz-result.hz-pass,li .hz-result.hz-pass{{background:none;color:{PASS_COLOR}}}
+td.hz-result.hz-fail,li .hz-result.hz-fail{{background:none;color:{FAIL_COLOR}}}
+td.hz-result.hz-other,li .hz-result.hz-other{{background:none;color:{OTHER_COLOR}}}
+ul.hz-key{{list-style:none;padding:0;margin:6px 0 14px}}
+ul.hz-key li{{margin:4px 0;overflow-wrap:anywhere}}
+.jp-RenderedImage img,.jp-OutputArea-output img,body.hz-page img{{max-width:100%;height:auto}}
 body.hz-page{{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:24px auto;padding:0 16px;color:#1f2328}}
 body.hz-page li{{margin:6px 0}}
+@media (max-width:600px){{
+.hz-banner{{padding:10px 12px}}
+.hz-banner h1,.hz-banner h2{{font-size:20px}}
+.hz-scroll table.hz{{font-size:12px}}
+.hz-scroll table.hz th,.hz-scroll table.hz td{{padding:2px 5px}}
+body.hz-page{{margin:12px auto;padding:0 10px}}
+.jp-Notebook{{padding:4px !important}}
+.jp-Cell{{padding:2px 0 !important}}
+.jp-RenderedHTMLCommon{{padding-right:0 !important}}
+}}
 """.strip()
 STYLE_TAG = f"<style>\n{CSS}\n</style>"
 
@@ -60,26 +85,121 @@ def esc(value: Any) -> str:
     return html.escape(mask(str(value)), quote=True)
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN, NaT or pandas' NA (a scalar that holds no value)."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "—"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return str(value)
 
 
-def pct(value: float | None) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 100:.0f}%"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+def number(value: Any) -> str:
+    """A number without a unit that never hides a small value: ``1,234``, ``12.35``, ``0.0123``, ``1.2e-07``."""
+    if _missing(value):
         return "—"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return str(value)
+    v = float(value)
+    if v.is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 1:
+        return f"{v:,.2f}"
+    return f"{v:.3g}"
+
+
+def per_second(value: Any, unit: str = "/s") -> str:
+    """A throughput with its unit: ``45.82 req/s`` (``unit`` e.g. ``" req/s"``, ``" ops/s"``, ``"/s"``)."""
+    return "—" if _missing(value) else f"{float(value):,.2f}{unit}"
+
+
+def times(value: Any) -> str:
+    """A factor such as a burn rate: ``2.00×``."""
+    return "—" if _missing(value) else f"{float(value):,.2f}×"
+
+
+def size(value: Any) -> str:
+    """Bytes in the largest whole unit: ``1.43 MiB``, signed when negative."""
+    if _missing(value):
+        return "—"
+    v = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(v) < 1024 or unit == "GiB":
+            return f"{v:,.0f} {unit}" if unit == "B" else f"{v:,.2f} {unit}"
+        v /= 1024
+    return f"{v:,.2f} GiB"
+
+
+def duration(seconds: Any) -> str:
+    """A duration as people say it: ``0.35 s``, ``7.9 s``, ``45 s``, ``8 min 12 s``, ``2 h 5 min``, ``3 d 4 h``."""
+    if _missing(seconds):
+        return "—"
+    s = float(seconds)
+    if s < 0:
+        return "-" + duration(-s)
+    if s < 1:
+        return f"{s:.2f} s"
+    if s < 10:
+        return f"{s:.1f} s"
+    whole = round(s)
+    if whole < 60:
+        return f"{whole} s"
+    for big, small, name_big, name_small in ((86400, 3600, "d", "h"), (3600, 60, "h", "min"), (60, 1, "min", "s")):
+        if whole >= big:
+            high, rest = divmod(whole, big)
+            low = round(rest / small) if small > 1 else rest
+            if low * small >= big:  # 59.6 min rounds up to the next hour
+                high, low = high + 1, 0
+            return f"{high} {name_big} {low} {name_small}" if low else f"{high} {name_big}"
+    return f"{whole} s"
+
+
+def p_value(p: Any) -> str:
+    """A p-value as :func:`hardening.analysis.units.pvalue` writes it; ``—`` when missing."""
+    return "—" if _missing(p) else units.pvalue(float(p))
+
+
+def when(value: Any) -> str:
+    """A timestamp as ``2026-11-01 08:00:00 UTC``."""
+    if _missing(value):
+        return "—"
+    try:
+        t = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return str(value)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# Units a table column can be shown in (``table(df, units={"p95": "ms"})``); the DataFrame stays numeric.
+FORMATS: dict[str, Callable[[Any], str]] = {
+    "ms": lambda v: "—" if _missing(v) else units.ms(v),
+    "%": lambda v: "—" if _missing(v) else units.pct(v),
+    "+%": lambda v: "—" if _missing(v) else units.pct(v, sign=True),
+    "pp": lambda v: "—" if _missing(v) else units.pp(v),
+    "p": p_value,
+    "s": duration,
+    "req/s": lambda v: per_second(v, " req/s"),
+    "ops/s": lambda v: per_second(v, " ops/s"),
+    "/s": per_second,
+    "µs": lambda v: "—" if _missing(v) else f"{float(v):,.2f} µs",
+    "≤µs": lambda v: "—" if _missing(v) else f"≤ {number(v)} µs",
+    "×": times,
+    "bytes": size,
+    "count": number,
+    "time": when,
+}
 
 
 def tone(status: str | None) -> str:
@@ -108,26 +228,80 @@ def note(text: str) -> HTML:
     return HTML(f'<p class="hz-note">{esc(text)}</p>')
 
 
+def starts_here(text: str) -> HTML:
+    """The "history starts here" state: a sentence where a chart of earlier runs would be (no empty axes)."""
+    return HTML(f'<p class="hz-starts" data-state="history-starts-here">{esc(text)}</p>')
+
+
 def join(*parts: HTML | None) -> HTML:
     """Several HTML outputs as one (keeps notebook cells to one call)."""
     return HTML("".join(p.data for p in parts if p is not None))
 
 
-def table(df: pd.DataFrame | None, caption: str | None = None, max_rows: int = 60) -> HTML:
-    """An escaped HTML table (values masked too); a note instead when ``df`` is empty."""
+UNIT_AFTER_NUMBER = re.compile(r"(\d) (ms|µs|s|min|h|d|pp|req/s|ops/s|B|KiB|MiB|GiB|UTC)\b")
+
+
+def keep_unit(text: str) -> str:
+    """A value and its unit on one line (no-break space): ``300.00 ms`` never wraps to ``300.00`` / ``ms``."""
+    return UNIT_AFTER_NUMBER.sub("\\1\u00a0\\2", text)
+
+
+RESULT = "result"  # a table's verdict column: shown first, coloured, never scrolled out of view
+MARKS = {"pass": "✓", "fail": "✗"}
+
+
+def result_cell(value: Any) -> str:
+    """``<td class="hz-result hz-fail">✗ FAIL</td>`` (the tone from the value's text)."""
+    text = "—" if _missing(value) else str(value)
+    word = text.strip().lower().split(" ")[-1] if text.strip() else ""
+    kind = tone(word) if word in ("pass", "fail") else "other"
+    mark = MARKS.get(kind, "")
+    shown = text if not mark or text.startswith(mark) else f"{mark} {text}"
+    return f'<td class="hz-result hz-{kind}">{esc(shown)}</td>'
+
+
+def _cell(value: Any, shown: Callable[[Any], str] | None) -> str:
+    if shown is not None:
+        text = shown(value)
+    elif isinstance(value, pd.Timestamp):
+        text = when(value)
+    elif isinstance(value, bool | np.bool_):
+        text = "yes" if value else "no"
+    else:
+        text = number(value)
+    return f"<td>{esc(keep_unit(text))}</td>"
+
+
+def table(df: pd.DataFrame | None, caption: str | None = None, max_rows: int = 60,
+          units: dict[str, str] | None = None) -> HTML:
+    """An escaped HTML table (values masked too) in its own horizontal scroll box; a note when ``df`` is empty.
+
+    ``units`` maps a column to a key of :data:`FORMATS` (``"ms"``, ``"%"``, ``"req/s"``, ``"s"``, ``"p"``...),
+    so every value shows with its unit while the DataFrame stays numeric for analysts. A ``result`` column
+    comes first (on a phone the verdict of each row stays in view) and is coloured.
+    """
     if df is None or df.empty:
         return note(f"{caption}: no data" if caption else "no data")
-    shown = df.head(max_rows).copy()
-    for col in shown.columns:
-        if isinstance(shown[col].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(shown[col]):
-            shown[col] = shown[col].dt.strftime("%Y-%m-%d %H:%M:%S")
-    shown = shown.map(lambda v: mask(v) if isinstance(v, str) else v)
-    shown.columns = [mask(str(c)) for c in shown.columns]
-    body = shown.to_html(index=False, escape=True, classes="hz", na_rep="—", border=0,
-                         float_format=lambda v: f"{v:,.3f}".rstrip("0").rstrip("."))
-    head = f"<h4>{esc(caption)}</h4>" if caption else ""
+    shown = df.head(max_rows)
+    cols = list(shown.columns)
+    if RESULT in cols:
+        cols.remove(RESULT)
+        cols.insert(0, RESULT)
+    fmts = {c: FORMATS[u] for c, u in (units or {}).items() if c in cols}
+    for col in cols:
+        if col not in fmts and (isinstance(shown[col].dtype, pd.DatetimeTZDtype)
+                                or pd.api.types.is_datetime64_any_dtype(shown[col])):
+            fmts[col] = when
+    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+    rows = []
+    for rec in shown[cols].itertuples(index=False, name=None):
+        cells = "".join(result_cell(v) if c == RESULT else _cell(v, fmts.get(c)) for c, v in zip(cols, rec, strict=True))
+        rows.append(f"<tr>{cells}</tr>")
+    body = (f'<div class="hz-scroll"><table class="hz"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+    title = f"<h4>{esc(caption)}</h4>" if caption else ""
     more = f'<p class="hz-note">… {len(df) - max_rows} more rows</p>' if len(df) > max_rows else ""
-    return HTML(head + body + more)
+    return HTML(title + body + more)
 
 
 def items(title: str, values: list[str]) -> HTML:
