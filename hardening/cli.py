@@ -16,7 +16,7 @@ from hardening import __version__
 from hardening.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, HardeningError
 from hardening.masking import mask
 
-COMMAND_MODULES = ("loadtest", "redis", "report", "deploy", "init", "compare", "k6_operator")
+COMMAND_MODULES = ("loadtest", "redis", "report", "deploy", "init", "compare", "k6_operator", "imports")
 
 EPILOG = """exit codes:
   0    success (SLOs met; or --warn-only)

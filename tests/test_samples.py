@@ -22,10 +22,13 @@ from hardening.loadtest.samples import (
     ALL_SCENARIOS,
     PER_SECOND_SCHEMA,
     SAMPLES_SCHEMA,
+    TAGS_COLUMN,
     ingest_k6_csv,
     ingest_k6_json,
+    ingest_k6_outputs,
     load_samples,
     per_second,
+    sample_tag_names,
     write_per_second,
 )
 from hardening.net import free_port, wait_for_port
@@ -151,7 +154,12 @@ def test_schema_and_tags(ingested):
     assert set(frame["status"]) == {"200", "404"}
     assert set(frame.loc[frame["status"] == "404", "error_code"]) == {"1404"}
     assert set(frame.loc[frame["status"] == "200", "name"]) == {"home"}
-    assert "url" not in frame.columns and "proto" not in frame.columns
+    assert "url" not in frame.columns and "proto" not in frame.columns and TAGS_COLUMN not in frame.columns
+    # every other tag k6 wrote is in the tags map, and comes back as a column when asked for by name
+    tagged = load_samples(ingested["parquet"], metrics=["http_reqs"], columns=[TAGS_COLUMN], tags=["url", "proto"])
+    assert all(set(m) == {"url", "proto"} for m in tagged[TAGS_COLUMN])
+    assert set(tagged["proto"]) == {"HTTP/1.0"}  # python -m http.server and tagged["url"].str.startswith("http://127.0.0.1:").all()
+    assert sample_tag_names(ingested["parquet"])[-2:] == ["proto", "url"]
     assert str(frame["time"].dtype) == "datetime64[us, UTC]"
     started, finished = ingested["window"]
     assert started <= frame["time"].min() and frame["time"].max() <= finished  # offsets converted to UTC
@@ -176,6 +184,27 @@ def test_gzip_input_gives_the_same_table(ingested, tmp_path):
     stats = ingest_k6_json(gz, tmp_path / "samples.parquet")
     assert stats.points == ingested["stats"].points and stats.warnings == []
     assert pq.read_table(tmp_path / "samples.parquet").equals(pq.read_table(ingested["parquet"]))
+
+
+def test_split_files_merge_into_the_same_table(ingested, tmp_path):
+    """Two parts of one output (the second gzipped) give the table of the whole, row for row, with one
+    progress scale over both files."""
+    lines = ingested["raw"].read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "part-1.json", tmp_path / "part-2.json.gz"
+    first.write_bytes(b"".join(lines[: len(lines) // 2]))
+    second.write_bytes(gzip.compress(b"".join(lines[len(lines) // 2:])))
+    calls: list[tuple[int, int]] = []
+    stats = ingest_k6_outputs([first, second], tmp_path / "merged.parquet", progress=lambda d, t: calls.append((d, t)))
+    assert (stats.files, stats.points, stats.lines) == (2, ingested["stats"].points, ingested["stats"].lines)
+    assert stats.metric_types == ingested["stats"].metric_types and stats.warnings == []
+    total = first.stat().st_size + second.stat().st_size
+    assert calls[-1] == (total, total) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    columns = list(SAMPLES_SCHEMA.names)
+    merged = load_samples(tmp_path / "merged.parquet", columns=columns).astype({"metric": str})
+    whole = load_samples(ingested["parquet"], columns=columns).astype({"metric": str})
+    pd.testing.assert_frame_equal(merged, whole)
+    assert (stats.first_time, stats.last_time) == (ingested["stats"].first_time, ingested["stats"].last_time)
+    assert stats.first_time == whole["time"].min() and stats.last_time == whole["time"].max()
 
 
 def _k6_ndjson(points: int) -> list[bytes]:

@@ -47,6 +47,9 @@ def register(sub) -> None:
                    help="service under test (default $BASE_URL)")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
                    help="Redis to observe during the run (default $REDIS_URL; none: no Redis data)")
+    p.add_argument("--instances", type=int, default=1, metavar="N",
+                   help="run the test as N k6 processes on this machine, one execution segment each, started and "
+                   "stopped together; one run record, SLOs judged on all samples together (default 1)")
     _add_common(p, DEFAULT_SCRIPT,
                 f"SLO file, JSON or YAML, merged with the script's own thresholds and handed to k6 (default "
                 f"{DEFAULT_SLO} when it exists here, else only the script's thresholds)")
@@ -73,6 +76,7 @@ def _options(args, base_url: str, redis_url: str | None):
         fail_on_regression=args.fail_on_regression, junit=args.junit,
         warn_only=args.warn_only, environment=args.environment, redis_url=redis_url,
         redis_interval=args.redis_interval, keep_raw=args.keep_raw, progress=args.progress,
+        instances=getattr(args, "instances", 1),
     )
 
 

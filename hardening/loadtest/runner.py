@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pyarrow.parquet as pq
-
 from hardening.errors import (
     EXIT_FAIL,
     EXIT_INFRA,
@@ -33,13 +31,14 @@ from hardening.errors import (
     InfraError,
 )
 from hardening.loadtest import DEFAULT_SCRIPT, DEFAULT_SLO, PROFILES
+from hardening.loadtest import instances as instmod
 from hardening.loadtest import k6 as k6mod
 from hardening.loadtest.console import console_summary
-from hardening.loadtest.samples import ingest_k6_json, load_samples, write_per_second
+from hardening.loadtest.evaluate import evaluate
+from hardening.loadtest.instances import MAX_INSTANCES
+from hardening.loadtest.samples import ingest_k6_json, write_per_second
 from hardening.loadtest.slo import (
     SloSpec,
-    evaluate_samples,
-    evaluate_summary,
     load_slo,
     overall_status,
     parse_slo,
@@ -55,7 +54,6 @@ from hardening.record.model import (
     RunStatus,
     SloOrigin,
     SloStatus,
-    infer_type,
     key_metrics,
 )
 from hardening.record.writer import RunRecordWriter, git_info, new_run_id, utcnow
@@ -86,6 +84,7 @@ class LoadTestOptions:
     keep_raw: bool = False
     k6_env: dict[str, str] = field(default_factory=dict)
     progress: bool = True
+    instances: int = 1  # k6 processes on this machine, each running one execution segment (instances.py)
 
 
 @dataclass
@@ -150,6 +149,9 @@ def validate(opts: LoadTestOptions) -> SloSpec:
         validated_urls(opts.redis_url)
     if opts.redis_interval <= 0:
         raise ConfigError(f"--redis-interval must be > 0 seconds, got {opts.redis_interval}")
+    if not 1 <= opts.instances <= MAX_INSTANCES:
+        raise ConfigError(f"--instances must be between 1 and {MAX_INSTANCES} (k6 processes on this machine), "
+                          f"got {opts.instances}")
     source = slo_source(opts)
     return load_slo(source) if source is not None else None
 
@@ -215,15 +217,28 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
         wrapper_path = write_wrapper(opts.script, {"thresholds": merged}, None if beside else files.k6_dir)
         plan = k6mod.plan_run(requirements)
         planned = plan.seconds  # iteration-based: maxDuration, an upper bound (the Redis sampler's stop)
-        printer = k6mod.ProgressPrinter(plan) if opts.progress else None
+        split = opts.instances > 1
+        printer = ((instmod.GroupProgressPrinter if split else k6mod.ProgressPrinter)(plan) if opts.progress
+                   else None)
+        shown = f" in {opts.instances} k6 instances" if split else ""
         print(f"hardening: k6 {opts.script} profile={opts.profile} target={mask_url(opts.base_url)} "
-              f"{plan.describe()} -> {writer.final}", file=sys.stderr)
-        run = k6mod.K6Run(
-            k6=k6, script=wrapper_path, env=k6_env, planned_s=planned, cwd=files.k6_dir,
-            # absolute paths: k6 runs in the record's k6/ folder (handleSummary's files land there)
-            summary_path=files.k6_summary.resolve(), raw_path=files.k6_raw.resolve(), log_path=files.k6_log,
-            trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None,
-        )
+              f"{plan.describe()}{shown} -> {writer.final}", file=sys.stderr)
+        if split:
+            max_vus = requirements.get("maxVUs")
+            if isinstance(max_vus, int) and opts.instances > max_vus:
+                print(f"warning: the script runs at most {max_vus} VU(s) and k6 splits VUs by execution segment: "
+                      f"{opts.instances - max_vus} of the {opts.instances} instances will have none to run",
+                      file=sys.stderr)
+            run = instmod.InstanceGroup(
+                k6=k6, script=wrapper_path, env=k6_env, layout=files, count=opts.instances,
+                trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None)
+        else:
+            run = k6mod.K6Run(
+                k6=k6, script=wrapper_path, env=k6_env, planned_s=planned, cwd=files.k6_dir,
+                # absolute paths: k6 runs in the record's k6/ folder (handleSummary's files land there)
+                summary_path=files.k6_summary.resolve(), raw_path=files.k6_raw.resolve(), log_path=files.k6_log,
+                trend_stats=spec.summary_trend_stats(), on_progress=printer.update if printer else None,
+            )
         redis_summary = None
         with _observe_redis(opts, files.redis, planned) as obs:
             result = run.run()
@@ -246,22 +261,6 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
     return record
 
 
-def _test_run_seconds(summary: dict, result) -> float:
-    """k6's own test duration (a Counter's rate is count / it), else the time the k6 process ran."""
-    iterations = summary.get("metrics", {}).get("iterations", {})  # any Counter: rate = count / duration
-    if iterations.get("count") and iterations.get("rate"):
-        return iterations["count"] / iterations["rate"]
-    return result.seconds
-
-
-def _samples_for_slos(path: Path, spec: SloSpec):
-    """Only the rows and columns the SLOs look at: a fraction of the file (13 points per request)."""
-    recorded = set(pq.read_schema(path).names)
-    tags = sorted({t for o in spec.objectives for t in o.tags} & recorded)
-    return load_samples(path, metrics=sorted({o.metric for o in spec.objectives}),
-                        columns=["time", "metric", "value", *tags])
-
-
 def _redis_warnings(redis_summary: dict | None) -> list[str]:
     """What the user must know about the Redis observation (details in run.json and redis/)."""
     s = (redis_summary or {}).get("summary") or {}
@@ -278,6 +277,11 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     warnings: list[str] = []
     summary: dict = {}
     files = writer.layout
+    merged = None
+    if isinstance(result, instmod.GroupResult):  # N instances: one samples.parquet, the whole test's summary
+        merged = instmod.merge(result, files, trend_stats=spec.summary_trend_stats(),
+                               submetrics=[o.key for o in spec.objectives if o.tags], keep_raw=opts.keep_raw)
+        warnings.extend(merged.warnings)
     summary_path = files.k6_summary
     if summary_path.exists():
         try:
@@ -285,36 +289,28 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         except ValueError:
             warnings.append("k6-summary.json is unreadable; SLOs evaluated from raw samples only")
 
-    types = {name: infer_type(v) for name, v in (summary.get("metrics") or {}).items()
-             if isinstance(v, dict) and "{" not in name}
-    warnings.extend(spec.resolve_types(types))
-    samples_results = None
-    counts: dict[str, int] | None = None
     raw = files.k6_raw
-    if raw.exists() and raw.stat().st_size:
+    stats = None
+    if merged is not None:
+        stats = merged.stats  # already ingested (and the raw files removed unless --keep-raw)
+    elif raw.exists() and raw.stat().st_size:
         try:
             stats = ingest_k6_json(raw, files.samples)
         except HardeningError as exc:  # keep k6's raw file in the record rather than lose the run
             warnings.append(f"raw samples not ingested, k6-raw.json kept: {exc}")
-        else:
-            warnings.extend(stats.warnings)
-            write_per_second(files.samples, files.per_second)
-            if spec.objectives:
-                samples = _samples_for_slos(files.samples, spec)
-                counts = samples["metric"].value_counts().to_dict()
-                samples_results = evaluate_samples(spec, samples, duration_s=_test_run_seconds(summary, result))
-            if not opts.keep_raw:
-                raw.unlink()
-
-    slo_results = evaluate_summary(spec, summary, counts) if summary else (samples_results or [])
+    if stats is not None:
+        warnings.extend(stats.warnings)
+        write_per_second(files.samples, files.per_second)
+    ev = evaluate(spec, summary, files.samples if stats is not None else None, result.seconds,
+                  stats.metric_types if stats is not None else None)
+    warnings.extend(ev.warnings)
+    if stats is not None and merged is None and not opts.keep_raw:
+        raw.unlink()
+    slo_results, samples_results = ev.slo_results, ev.samples_results
     code = result.exit_code
     if code == 99 and slo_results and all(r.ok for r in slo_results):
         warnings.append("k6 reported thresholds crossed (exit 99), but every SLO here passed: see "
                         "k6-stdout.log for k6's own threshold lines")
-    if samples_results and summary:
-        for a, b in zip(slo_results, samples_results, strict=False):
-            if a.status != b.status:
-                warnings.append(f"{a.name}: summary says {a.status}, raw samples say {b.status}")
 
     log_text = result.log_path.read_text(errors="replace") if result.log_path.exists() else ""
     result.log_path.write_text(mask(log_text))
@@ -355,12 +351,14 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         slo=spec.to_dict(),
         slo_results=slo_results,
         slo_results_from_samples=samples_results or None,
-        metrics=key_metrics(summary) if summary else KeyMetrics(),
+        metrics=key_metrics(summary, ev.types) if summary else KeyMetrics(),
         redis=redis_summary,
         warnings=warnings,
+        instances=merged.instances if merged is not None else None,
     )
     record = writer.finalize(run)
     print(console_summary(run), file=sys.stdout)
+    instmod.print_instances(run.instances)
     if status in (RunStatus.PASS, RunStatus.FAIL):
         exit_code = _judge(opts, record, run, exit_code)
     print(f"run record: {record}", file=sys.stderr)

@@ -87,6 +87,23 @@ class RunLayout:
         """Files made for k6 (the wrapper module) and by the script's ``handleSummary``."""
         return self.root / "k6"
 
+    def instance_dir(self, index: int) -> Path:
+        """``k6/instance-<i>/`` of a ``--instances N`` run (1-based, the samples' ``instance`` tag): that k6's
+        working directory, where its ``handleSummary`` files land."""
+        return self.k6_dir / f"instance-{index}"
+
+    def instance_summary(self, index: int) -> Path:
+        """k6's own ``--summary-export`` of instance ``index`` (its execution segment only)."""
+        return self.instance_dir(index) / "summary.json"
+
+    def instance_raw(self, index: int) -> Path:
+        """k6's ``--out json`` NDJSON of instance ``index``; kept only with ``--keep-raw``."""
+        return self.instance_dir(index) / "k6-raw.json"
+
+    def instance_log(self, index: int) -> Path:
+        """k6's console output of instance ``index`` while it runs (then appended to ``k6-stdout.log``)."""
+        return self.instance_dir(index) / "k6-stdout.log"
+
     @property
     def redis_dir(self) -> Path:
         return self.root / "redis"

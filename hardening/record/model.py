@@ -11,6 +11,8 @@ Schema versions:
 - 2: ``metrics`` holds k6's built-in key figures; every other metric of k6's summary is in
   ``metrics.custom`` as ``{name: {"type": trend|counter|rate|gauge, "values": {...}}}``; ``redis`` is
   ``{"server", "url", "summary"}``. Version 1 records are migrated on read.
+  Optional ``instances`` (a ``--instances N`` run, N > 1): one :class:`InstanceSummary` per k6 instance;
+  absent otherwise (a reader that does not know it loses nothing: the run's figures are in ``metrics``).
 """
 
 from __future__ import annotations
@@ -181,6 +183,30 @@ class KeyMetrics:
 
 
 @dataclass
+class InstanceSummary:
+    """One k6 instance of a ``--instances N`` run, from k6's own summary of its execution segment.
+
+    These are that instance's figures, never an average: the run's own figures (``RunRecord.metrics``, the
+    SLO results) are computed from every instance's samples together."""
+
+    instance: int  # 1-based: the value of the samples' ``instance`` tag
+    segment: str  # k6's --execution-segment, e.g. "1/3:2/3"
+    exit_code: int | None = None
+    exit_meaning: str | None = None
+    requests: int = 0
+    rps: float = 0.0
+    p95_ms: float | None = None
+    error_rate: float | None = None
+    iterations: int = 0
+    thresholds_crossed: list[str] = field(default_factory=list)  # "key expr" k6 said failed on this segment
+    summary: str | None = None  # path of its k6 summary inside the record, e.g. k6/instance-1/summary.json
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InstanceSummary:
+        return cls(**_known(cls, data))
+
+
+@dataclass
 class RunRecord:
     """``run.json``. Field meanings: README, "The run record"; docs/architecture.md."""
 
@@ -204,6 +230,7 @@ class RunRecord:
     redis: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    instances: list[InstanceSummary] | None = None  # --instances N > 1: each k6 instance's own figures
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -223,6 +250,8 @@ class RunRecord:
         out["slo_results"] = [r.to_dict() for r in self.slo_results]
         if self.slo_results_from_samples is not None:
             out["slo_results_from_samples"] = [r.to_dict() for r in self.slo_results_from_samples]
+        if self.instances is None:  # a one-instance run.json stays exactly as before
+            out.pop("instances")
         return {"schema_version": out.pop("schema_version"), "run_id": out.pop("run_id"), **out}
 
     @classmethod
@@ -243,6 +272,7 @@ class RunRecord:
                               f"(expected one of {', '.join(s.value for s in RunStatus)})") from None
         try:
             samples = data.get("slo_results_from_samples")
+            instances = data.get("instances")
             return cls(**{
                 **_known(cls, data),
                 "status": status,
@@ -254,6 +284,7 @@ class RunRecord:
                 "metrics": KeyMetrics.from_dict(data.get("metrics") or {}),
                 "warnings": list(data.get("warnings") or []),
                 "files": list(data.get("files") or []),
+                "instances": None if instances is None else [InstanceSummary.from_dict(i) for i in instances],
                 "schema_version": SCHEMA_VERSION,
             })
         except (TypeError, ValueError, AttributeError) as exc:
