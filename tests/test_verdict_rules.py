@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from test_slo import samples_frame
 
 from hardening.errors import ConfigError
 from hardening.loadtest import k6stats
@@ -31,16 +31,6 @@ def refused(tmp_path: Path, expression: str, metric: str = "http_req_duration") 
 
 def spec_for(thresholds: dict, metrics: dict | None = None):
     return parse_slo({"metrics": metrics or {}, "thresholds": thresholds}, source="test")
-
-
-def samples_frame(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(rows)
-    for col in TAG_COLUMNS:
-        if col not in df:
-            df[col] = None
-    df["time"] = pd.to_datetime(df["time"], utc=True)
-    df["metric"] = df["metric"].astype("category")
-    return df[["time", "metric", "value", *TAG_COLUMNS]]
 
 
 def k6_inspect_refuses(tmp_path: Path, expression: str) -> bool:
