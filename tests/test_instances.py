@@ -29,6 +29,7 @@ from hardening.loadtest.samples import ingest_k6_outputs
 from hardening.record.layout import RunLayout
 from hardening.record.model import RunStatus
 from hardening.record.reader import read_record
+from hardening.reports.run_report import instances_frame
 from tests.conftest import ROOT, hardening_cmd
 
 pytestmark = pytest.mark.e2e
@@ -191,6 +192,10 @@ def test_three_instances_one_record_percentiles_of_the_union(cli, tmp_path, targ
     log = layout.k6_log.read_text()
     assert all(f"k6 instance {i}/3 (segment {segment(i, 3)}): exit 0" in log for i in (1, 2, 3))
     assert "Instances (k6's own summary of each segment" in r.out and "instance 3 [2/3:1]" in r.out
+    shown = instances_frame(rec)  # the run report's table: each load generator beside the merged figures
+    assert list(shown["segment"]) == [segment(i, 3) for i in (1, 2, 3)]
+    assert list(shown["requests"]) == [str(d.requests) for d in rec.instances]
+    assert all(v.endswith((" ms", "—")) for v in shown["p95"]) and all(v.endswith("%") for v in shown["error rate"])
 
 
 @pytest.mark.parametrize(("name", "text", "iterations", "requests"), [

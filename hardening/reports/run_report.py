@@ -194,6 +194,17 @@ def key_figures_shown(record: RunRecord) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "value"])
 
 
+def instances_frame(record: RunRecord) -> pd.DataFrame:
+    """One row per k6 instance of a ``--instances N`` run, never averaged, so a sick load generator shows up."""
+    rows = [{"instance": i.instance, "segment": i.segment, "requests": number(i.requests),
+             "throughput": per_second(i.rps, " req/s"), "p95": f"{i.p95_ms:.2f} ms" if i.p95_ms is not None else "—",
+             "error rate": units.pct(i.error_rate), "iterations": number(i.iterations),
+             "k6 exit": f"{i.exit_code} ({i.exit_meaning})" if i.exit_code is not None else "—"}
+            for i in record.instances or []]
+    return pd.DataFrame(rows, columns=["instance", "segment", "requests", "throughput", "p95", "error rate",
+                                       "iterations", "k6 exit"])
+
+
 TREND_STATS = ("avg", "med", "p(90)", "p(95)", "p(99)", "max")
 
 
@@ -369,7 +380,12 @@ class RunReport:
         return timeseries_figure(self.run.per_second, f"run {self.record.run_id}")
 
     def scenario_table(self) -> HTML:
-        return table(scenario_frame(self.run.per_second), units=SCENARIO_UNITS)
+        """Per scenario; with ``--instances N``, each load generator's own figures beside the merged ones."""
+        scenarios = table(scenario_frame(self.run.per_second), units=SCENARIO_UNITS)
+        if not self.record.instances:
+            return scenarios
+        return join(scenarios, table(instances_frame(self.record), "Each load generator (k6's own summary of its "
+                                     "segment; the figures above are the whole test's)"))
 
     def scenario_figure(self) -> plt.Figure:
         return scenario_figure(self.run.per_second)
