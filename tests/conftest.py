@@ -297,3 +297,23 @@ class CliRunner:
 def cli(capfd) -> CliRunner:
     """Run ``hardening`` in-process: ``cli(*argv, env=None, cwd=None) -> CliResult(code, out, err)``."""
     return CliRunner(capfd)
+
+
+@pytest.fixture(scope="session")
+def history_reports(tmp_path_factory) -> Path:
+    """`hardening report` (the real CLI) over a 16-run history with Redis on the newest runs and a ledger:
+    built once (~10 s) for every test that looks at the pages in a browser."""
+    import subprocess
+
+    from run_factory import make_history, make_ledger
+
+    base = tmp_path_factory.mktemp("history-reports")
+    runs = make_history(base / "runs", n=16, regression_at=12, fail_every=5)
+    ledger = make_ledger(base / "ledger.jsonl")
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("REDIS_URL", None)
+    proc = subprocess.run([*hardening_cmd(), "report", "--run", str(runs[-1]), "--history", str(base / "runs"),
+                           "--out", str(base / "reports"), "--ledger", str(ledger)],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=base)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return base / "reports"

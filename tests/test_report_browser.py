@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, hardening_cmd
-from run_factory import EVIL, make_history, make_ledger
+from conftest import ROOT
+from run_factory import EVIL
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -19,26 +18,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory, cli_env_module) -> Path:
-    base = tmp_path_factory.mktemp("browser")
-    runs = make_history(base / "runs", n=16, regression_at=12, fail_every=5)
-    make_ledger(base / "ledger.jsonl")
-    out = base / "reports"
-    proc = subprocess.run([*hardening_cmd(), "report", "--run", str(runs[-1]), "--history", str(base / "runs"),
-                           "--out", str(out), "--ledger", str(base / "ledger.jsonl")],
-                          capture_output=True, text=True, env=cli_env_module, timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def cli_env_module():
-    import os
-    import sys
-
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+def reports(history_reports) -> Path:
+    return history_reports
 
 
 @pytest.fixture(scope="module")

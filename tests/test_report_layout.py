@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, hardening_cmd, subprocess_env
-from run_factory import make_history, make_ledger, make_run
+from run_factory import make_history, make_run
 
 from hardening.record.model import CustomMetric
 from hardening.record.reader import load_run, read_record
@@ -42,16 +42,11 @@ def report(run: Path, out: Path, *args: str, cwd: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> dict[str, Path]:
+def built(tmp_path_factory, history_reports) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("layout")
-    runs = make_history(base / "runs", n=16, regression_at=12, fail_every=5)  # the 3 newest runs observed Redis
-    ledger = make_ledger(base / "ledger.jsonl")
     first = make_run(base / "first", 0)  # no earlier run, Redis not observed
-    return {
-        "history": report(runs[-1], base / "out-history", "--history", str(base / "runs"), "--ledger", str(ledger),
-                          cwd=base),
-        "first": report(first, base / "out-first", cwd=base),
-    }
+    # history: 16 runs, the 3 newest observed Redis, with a ledger (conftest's shared build)
+    return {"history": history_reports, "first": report(first, base / "out-first", cwd=base)}
 
 
 @pytest.fixture(scope="module")
