@@ -1,5 +1,7 @@
 # Two commands: `make demo` and `make test`. Both create .venv and install everything on first use.
 PYTHON ?= python3
+# pytest-xdist workers for `make test` (each file runs on one worker: tests/conftest.py)
+TEST_WORKERS ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -21,7 +23,7 @@ demo: $(STAMP)
 
 ## test: the whole test suite (real k6, real Redis/Valkey, real papermill, real Chromium)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --nbval-lax tests notebooks $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --nbval-lax tests notebooks $(PYTEST_ARGS)
 
 ## bench: print the benchmark figures (not a test)
 bench: $(STAMP)

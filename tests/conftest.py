@@ -24,6 +24,12 @@ CLI
   ``cli_env``          function  the environment for a ``hardening`` subprocess (venv bin first, no REDIS_URL)
 
 ``wait_for(condition, timeout, what)`` waits for a condition with a deadline instead of a fixed sleep.
+
+Parallel runs
+  ``make test`` runs two pytest-xdist workers (``-n 2``) with ``--dist loadfile`` (pyproject): a file's tests
+  run on one worker, in order. A notebook's cells share one kernel (nbval), and module fixtures (k6 runs, a
+  built wheel, a report build) are made once. Session fixtures are made once per worker, each with its own
+  servers on its own free ports: an expensive fixture that two files would share belongs in one module.
 """
 
 from __future__ import annotations
@@ -297,23 +303,3 @@ class CliRunner:
 def cli(capfd) -> CliRunner:
     """Run ``hardening`` in-process: ``cli(*argv, env=None, cwd=None) -> CliResult(code, out, err)``."""
     return CliRunner(capfd)
-
-
-@pytest.fixture(scope="session")
-def history_reports(tmp_path_factory) -> Path:
-    """`hardening report` (the real CLI) over a 16-run history with Redis on the newest runs and a ledger:
-    built once (~10 s) for every test that looks at the pages in a browser."""
-    import subprocess
-
-    from run_factory import make_history, make_ledger
-
-    base = tmp_path_factory.mktemp("history-reports")
-    runs = make_history(base / "runs", n=16, regression_at=12, fail_every=5)
-    ledger = make_ledger(base / "ledger.jsonl")
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("REDIS_URL", None)
-    proc = subprocess.run([*hardening_cmd(), "report", "--run", str(runs[-1]), "--history", str(base / "runs"),
-                           "--out", str(base / "reports"), "--ledger", str(ledger)],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=base)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return base / "reports"
