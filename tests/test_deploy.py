@@ -302,6 +302,7 @@ def test_railway_backend_redeploys_or_uses_graphql_rollback(tmp_path, redis_serv
                        {**env, "STUB_RAILWAY_ID": "11111111-aaaa-4bbb-8ccc-000000000001"}).returncode == 0
         # v2 deploys but its health check fails (a dead URL): without an API token -> `railway up` of v1.
         bad = [a if a != live.base_url else f"http://127.0.0.1:{free_port()}" for a in args]
+        bad += ["--health-attempts", "3"]  # nothing listens there: 3 refused probes say it as well as 10
         failed = run_cli(["deploy", "--artifact", str(v2.tarball), *bad], tmp_path, env)
         assert failed.returncode == 1
         calls = [c["argv"] for c in _stub_calls(tmp_path)]
