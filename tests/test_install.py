@@ -35,6 +35,7 @@ TRANSIENT = ("__pycache__", "*.pyc", ".*.hardening.js")
 PACKAGE_DATA = (
     "hardening/demo/k6-slo-test.js",
     "hardening/demo/slo.json",
+    "hardening/demo/environments.yml",
     "hardening/reports/templates/offline/conf.json",
     "hardening/reports/templates/offline/index.html.j2",
     "hardening/init/starter/slo.json",

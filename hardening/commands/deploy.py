@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -129,17 +130,25 @@ def cmd_env_resolve(args: argparse.Namespace) -> int:
     ref = args.ref or os.environ.get("GITHUB_REF")
     if not ref:
         raise ConfigError("pass --ref refs/heads/BRANCH (or set GITHUB_REF)")
-    env = environments.resolve(ref, environments.load_config(Path(args.config) if args.config else None))
+    env = environments.resolve(ref, _env_config(args))
     print(env)
     _github_output(environment=env)
     return 0
 
 
+def _env_config(args: argparse.Namespace) -> environments.EnvironmentConfig:
+    path = environments.find_config(Path(args.config) if args.config else None)
+    if path is not None and not args.config:
+        print(f"hardening: using environment config {path} (found in the current directory; --config FILE to "
+              "choose another)", file=sys.stderr)
+    return environments.load_config(path)
+
+
 def cmd_env_check(args: argparse.Namespace) -> int:
-    config = environments.load_config(Path(args.config) if args.config else None)
+    config = _env_config(args)
     if args.require:
-        config = environments.EnvironmentConfig(config.branches, config.default,
-                                                {**config.required_secrets, args.env: list(args.require)})
+        config = dataclasses.replace(config, required_secrets={**config.required_secrets,
+                                                               args.env: list(args.require)})
     result = environments.check_secrets(args.env, config)
     print(environments.check_json(result) if args.json else environments.check_report(result))
     if not result.ok:
@@ -289,11 +298,13 @@ def register(subparsers) -> None:
     env_sub = env.add_subparsers(dest="env_command", metavar="ACTION", required=True)
     r = env_sub.add_parser("resolve", help="print the environment a git ref deploys to")
     r.add_argument("--ref", help="git ref, e.g. refs/heads/main (default: $GITHUB_REF)")
-    r.add_argument("--config", help="YAML/JSON with branches/default/required_secrets")
+    r.add_argument("--config", help="YAML/JSON with branches/default/required_secrets "
+                   f"(default: {environments.DEFAULT_CONFIG} if present, else main -> production)")
     r.set_defaults(func=cmd_env_resolve)
     c = env_sub.add_parser("check", help="check the environment's required secrets are set (names only)")
     c.add_argument("--env", required=True, help="environment name")
-    c.add_argument("--config", help="YAML/JSON with branches/default/required_secrets")
+    c.add_argument("--config", help="YAML/JSON with branches/default/required_secrets "
+                   f"(default: {environments.DEFAULT_CONFIG} if present)")
     c.add_argument("--require", action="append", metavar="NAME",
                    help="required secret name (repeatable; replaces the configured list for this environment)")
     c.add_argument("--json", action="store_true", help="print JSON")

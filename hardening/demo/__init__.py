@@ -1,4 +1,5 @@
-"""The demo: a small payments service backed by Redis, an embedded Redis, and the demo k6 script and SLO file.
+"""The demo: a small payments service backed by Redis, an embedded Redis, the demo k6 script and SLO file,
+and the seed's environments (branches and secrets).
 
 Nothing outside this package knows about payments; the script and SLO file ship as package data, so
 ``hardening demo`` works from any directory of an installed package.
@@ -10,3 +11,4 @@ from pathlib import Path
 DEMO_DIR = Path(str(resources.files(__name__)))
 DEMO_SCRIPT = DEMO_DIR / "k6-slo-test.js"
 DEMO_SLO = DEMO_DIR / "slo.json"
+DEMO_ENVIRONMENTS = DEMO_DIR / "environments.yml"

@@ -1,16 +1,19 @@
 """Environments: which git ref deploys where, and which secrets each environment needs.
 
-The default map is the seed's: ``main`` -> production, ``pinithi`` -> staging. A YAML/JSON config file
-(``--config``) can replace it::
+The repository says so in a YAML/JSON file: ``--config FILE``, else ``deploy/environments.yml`` in the
+working directory when it exists (``find_config``)::
 
     branches:            # first match wins; fnmatch patterns allowed
       main: production
-      pinithi: staging
       "release/*": staging
     default: null        # environment for an unmatched branch (null = refuse)
     required_secrets:
       production: [RAILWAY_TOKEN, REDIS_URL, JWT_SECRET]
       staging: [RAILWAY_TOKEN, REDIS_URL]
+
+Without a file, ``main`` deploys to ``production``, any other branch is refused, and no secret is required
+until one is named (``required_secrets`` or ``env check --require NAME``). The demo's map (the seed's
+branches and secrets) is ``hardening/demo/environments.yml``.
 
 ``check`` reports which required variables are missing or empty; it never prints a value.
 """
@@ -28,20 +31,16 @@ import yaml
 
 from hardening.errors import ConfigError
 
-DEFAULT_BRANCHES: dict[str, str] = {"main": "production", "pinithi": "staging"}
-# The seed's environment-scoped secrets (same names in both environments, different values).
-SEED_SECRETS = [
-    "RAILWAY_TOKEN", "MONGODB_URI", "REDIS_URL", "JWT_SECRET",
-    "SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_ANON_KEY", "VERCEL_TOKEN",
-]
+DEFAULT_CONFIG = Path("deploy/environments.yml")  # used when present in the working directory
+DEFAULT_BRANCHES: dict[str, str] = {"main": "production"}
 
 
 @dataclass(frozen=True)
 class EnvironmentConfig:
     branches: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BRANCHES))
     default: str | None = None
-    required_secrets: dict[str, list[str]] = field(
-        default_factory=lambda: {"production": list(SEED_SECRETS), "staging": list(SEED_SECRETS)})
+    required_secrets: dict[str, list[str]] = field(default_factory=dict)
+    source: str = "built-in default (main -> production)"  # what the map came from, for messages
 
     @property
     def environments(self) -> list[str]:
@@ -59,8 +58,15 @@ class SecretCheck:
         return not self.missing
 
 
+def find_config(path: Path | None) -> Path | None:
+    """``path`` when given, else ``deploy/environments.yml`` when the working directory has one, else None."""
+    if path is not None:
+        return path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
 def load_config(path: Path | None) -> EnvironmentConfig:
-    """The seed's defaults, or the config file at ``path`` (YAML or JSON)."""
+    """The config file at ``path`` (YAML or JSON), or the built-in default when ``path`` is None."""
     if path is None:
         return EnvironmentConfig()
     try:
@@ -75,7 +81,7 @@ def load_config(path: Path | None) -> EnvironmentConfig:
     if unknown:
         raise ConfigError(f"environment config {path}: unknown keys {sorted(unknown)}")
     branches = data.get("branches", DEFAULT_BRANCHES)
-    secrets = data.get("required_secrets", EnvironmentConfig().required_secrets)
+    secrets = data.get("required_secrets", {})
     if not isinstance(branches, dict) or not all(isinstance(v, str) for v in branches.values()):
         raise ConfigError(f"environment config {path}: 'branches' must map branch patterns to environment names")
     if not isinstance(secrets, dict) or not all(isinstance(v, list) for v in secrets.values()):
@@ -84,7 +90,7 @@ def load_config(path: Path | None) -> EnvironmentConfig:
     if default is not None and not isinstance(default, str):
         raise ConfigError(f"environment config {path}: 'default' must be an environment name or null")
     return EnvironmentConfig({str(k): v for k, v in branches.items()}, default,
-                             {str(k): [str(n) for n in v] for k, v in secrets.items()})
+                             {str(k): [str(n) for n in v] for k, v in secrets.items()}, source=str(path))
 
 
 def branch_of(ref: str) -> str:
@@ -111,8 +117,8 @@ def resolve(ref: str, config: EnvironmentConfig | None = None) -> str:
     if config.default:
         return config.default
     known = ", ".join(f"{b} -> {e}" for b, e in config.branches.items())
-    raise ConfigError(f"branch {branch!r} maps to no environment (known: {known}); "
-                      "add it to the config's 'branches' or set a 'default'")
+    raise ConfigError(f"branch {branch!r} maps to no environment in the {config.source} (known: {known}); "
+                      f"add it under 'branches' (or set a 'default') in {DEFAULT_CONFIG} or a --config file")
 
 
 def check_secrets(env_name: str, config: EnvironmentConfig | None = None,
@@ -120,8 +126,13 @@ def check_secrets(env_name: str, config: EnvironmentConfig | None = None,
     """Which of the environment's required secrets are set (non-empty) in ``environ``. Values are never kept."""
     config = config or EnvironmentConfig()
     environ = os.environ if environ is None else environ
+    if env_name not in config.environments:
+        raise ConfigError(f"unknown environment {env_name!r} in the {config.source}; "
+                          f"known: {', '.join(config.environments)}")
     if env_name not in config.required_secrets:
-        raise ConfigError(f"unknown environment {env_name!r}; known: {', '.join(config.environments)}")
+        raise ConfigError(f"no required secrets are named for environment {env_name!r} in the {config.source}: "
+                          f"list them under 'required_secrets' in {DEFAULT_CONFIG} (or a --config file), "
+                          "or pass --require NAME for each")
     names = config.required_secrets[env_name]
     present = [n for n in names if environ.get(n, "").strip()]
     missing = [n for n in names if not environ.get(n, "").strip()]
