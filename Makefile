@@ -28,6 +28,7 @@ test: $(STAMP)
 ## bench: print the benchmark figures (not a test)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_merge.py
 	$(BIN)/python benchmarks/bench_sampler.py
 	$(BIN)/python benchmarks/bench_reports.py
 	$(BIN)/python benchmarks/bench_masking.py

@@ -27,7 +27,7 @@ from hardening.record.reader import RunData, read_record
 class BaselineResult:
     baseline_id: str | None  # the newest run of the baseline (all of them: ``baseline_ids``)
     headline: str
-    p95_change: float | None  # run-level p(95) of run.json vs the median of the baseline runs' p(95); context only
+    p95_change: float | None  # run-level p(95) of the record vs the baseline runs' median p(95); context only
     comparisons: list[SeriesResult] = field(default_factory=list)  # the judge's latency series
     verdict: Verdict | None = None
 

@@ -5,10 +5,10 @@ Method (docs/judge.md):
 - **Baseline.** Pooled by default: the last ``pool_size`` (5) *passing* runs with the same environment,
   profile and script content (``script_sha256``; the script path when a record has no hash) that started
   before the run, leaving out runs the judge flagged as regressions, so a slow run that still met its SLOs
-  never becomes the yardstick. A run's flag comes from its ``verdict.json`` (written by ``hardening loadtest``
-  through :func:`write_verdict`); a candidate without one is judged on the fly against *its* pooled
-  baseline (memoized; only the last ``recompute_window`` candidates are recomputed, older ones without a
-  verdict count as unflagged). Alternatives: a pin (``hardening baseline pin RUN``, stored in
+  never becomes the yardstick. A run's flag comes from its stored verdict (``RunLayout.verdict``, written by
+  ``hardening loadtest`` through :func:`write_verdict`); a candidate without one is judged on the fly against
+  *its* pooled baseline (memoized; only the last ``recompute_window`` candidates are recomputed, older ones
+  without a verdict count as unflagged). Alternatives: a pin (``hardening baseline pin RUN``, stored in
   ``<history>/.baseline-pin.json`` per environment + profile + script hash) or an explicit run.
 - **Latency** on raw ``http_req_duration`` samples of successful requests (``expected_response`` not
   ``false``), overall and per ``scenario`` and per ``name`` tag where both sides have ``min_samples``:
@@ -18,7 +18,7 @@ Method (docs/judge.md):
   ≤ α = (1 − confidence)/2 exactly when the interval's lower bound lies above the margin. With several
   series the margin p-values are Holm-adjusted; a series regresses when its adjusted p ≤ α.
 - **Errors** on request counts (failed of total: ``http_req_failed`` samples, else k6's summary
-  passes/fails, else run.json): one-sided Fisher's exact test and Newcombe's hybrid Wilson interval for
+  passes/fails, else the record): one-sided Fisher's exact test and Newcombe's hybrid Wilson interval for
   the rate difference; a regression when p ≤ α and the interval's lower bound exceeds ``error_tolerance``
   (0.1 percentage points).
 """
@@ -120,7 +120,7 @@ class ErrorResult:
     diff: float | None = None  # rate − baseline rate
     diff_ci: tuple[float, float] | None = None  # Newcombe hybrid Wilson, at confidence
     p_value: float | None = None  # Fisher's exact, one-sided (run has more failures)
-    source: str | None = None  # samples | k6-summary | run.json (of the run; baselines may mix)
+    source: str | None = None  # samples | k6-summary | RunLayout.RUN_JSON (of the run; baselines may mix)
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,7 +278,7 @@ def _load_samples(path: Path, record: RunRecord) -> _RunSamples:
             failed, total, source = int(passes), int(passes + fails), "k6-summary"  # a Rate's passes = failed requests
     if total is None and record.metrics.requests and record.metrics.error_rate is not None:
         total = int(record.metrics.requests)
-        failed, source = round(record.metrics.error_rate * total), "run.json"
+        failed, source = round(record.metrics.error_rate * total), RunLayout.RUN_JSON
     return _RunSamples(record.run_id, latency, failed, total, source)
 
 
@@ -379,14 +379,14 @@ def _compare_runs(cur: _RunSamples, base: list[_RunSamples], settings: JudgeSett
     base_lat = pd.concat([b.latency for b in with_lat], ignore_index=True) if with_lat else None
     series = compare_latency(cur.latency, base_lat, settings)
     if cur.latency is None:
-        series[0].note = f"run {cur.run_id} kept no raw samples (samples.parquet)"
+        series[0].note = f"run {cur.run_id} kept no raw samples ({RunLayout.SAMPLES})"
     counted = [b for b in base if b.total]
     errors = compare_errors(cur.failed, cur.total, sum(b.failed or 0 for b in counted) if counted else None,
                             sum(b.total or 0 for b in counted) if counted else None, settings, cur.error_source)
     return series, errors, notes
 
 
-# ---------------------------------------------------------------- verdict.json
+# ---------------------------------------------------------------- stored verdict (RunLayout.verdict)
 
 
 def verdict_path(run_dir: str | os.PathLike[str]) -> Path:
@@ -394,7 +394,7 @@ def verdict_path(run_dir: str | os.PathLike[str]) -> Path:
 
 
 def read_verdict(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """A run's stored verdict (``verdict.json``), or None when absent or unreadable (then it is recomputed)."""
+    """A run's stored verdict (``RunLayout.verdict``), or None when absent or unreadable (then recomputed)."""
     path = verdict_path(run_dir)
     try:
         data = orjson.loads(path.read_bytes())
@@ -411,12 +411,13 @@ def read_verdict(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def verdict_document(verdict: Verdict) -> dict[str, Any]:
-    """What ``verdict.json`` holds: the JSON contract plus when it was judged."""
+    """What a stored verdict (``RunLayout.verdict``) holds: the JSON contract plus when it was judged."""
     return {**verdict.to_dict(), "judged_at": dt.datetime.now(dt.UTC).isoformat()}
 
 
 def write_verdict(run_dir: str | os.PathLike[str], verdict: Verdict) -> Path:
-    """Write ``verdict.json`` into a run record (atomically); later judgements read its ``regression``."""
+    """Write the verdict into a run record (``RunLayout.verdict``, atomically); later judgements read its
+    ``regression``."""
     return write_json(verdict_path(run_dir), verdict_document(verdict))
 
 
@@ -469,7 +470,7 @@ class _PoolBuilder:
         path = self.cands.loc[i, "path"]
         stored = read_verdict(path)
         if stored is not None:
-            result = (bool(stored["regression"]), f"flagged as a regression in its verdict.json "
+            result = (bool(stored["regression"]), f"flagged as a regression in its {RunLayout.VERDICT} "
                       f"({stored.get('headline', '')})".replace(" ()", ""))
         elif i < self.window_start:
             result = (False, "")
@@ -580,7 +581,7 @@ def resolve_run(run: str | os.PathLike[str], history_dir: str | os.PathLike[str]
         if RunLayout(candidate).run_json.is_file():
             return candidate
     where = f" nor a run id under {history_dir}" if history_dir is not None else ""
-    raise ConfigError(f"unknown run {str(run)!r}: not a run folder (with run.json){where}")
+    raise ConfigError(f"unknown run {str(run)!r}: not a run folder (with {RunLayout.RUN_JSON}){where}")
 
 
 def _history_frame(history: pd.DataFrame | str | os.PathLike[str] | None) -> pd.DataFrame | None:

@@ -18,7 +18,7 @@ class JudgeSettings:
     min_samples: int = 30  # per side, for a latency series to be tested
     error_tolerance: float = 0.001  # errors: the rate increase's lower bound must exceed this (0.1 pp)
     max_series: int = 50  # per-scenario and per-name series tested at most (the most requested first)
-    recompute_window: int = 20  # baseline candidates without verdict.json that are judged on the fly
+    recompute_window: int = 20  # baseline candidates without a stored verdict that are judged on the fly
 
     @property
     def alpha(self) -> float:

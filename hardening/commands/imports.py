@@ -7,15 +7,17 @@ import os
 import textwrap
 from pathlib import Path
 
+from hardening.record.layout import RunLayout
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         "import", help="build a run record from a k6 run made elsewhere (summary export + raw outputs)",
         description=textwrap.fill(
             "Build a run record from k6's --summary-export and its raw outputs (--out json or --out csv, plain or "
-            ".gz; several files are merged into one samples.parquet) of a run made elsewhere: another CI job, a k6 "
-            "Cloud export, k6-operator runners (one summary per runner: the whole test's summary is computed from "
-            "every runner's samples). The run's start and end are its first and last sample. SLOs: --slo FILE "
+            f".gz; several files are merged into one {RunLayout.SAMPLES}) of a run made elsewhere: another CI job, "
+            "a k6 Cloud export, k6-operator runners (one summary per runner: the whole test's summary is computed "
+            "from every runner's samples). The run's start and end are its first and last sample. SLOs: --slo FILE "
             "plus the thresholds of --script; without either, the thresholds k6 evaluated in that run (from the "
             "summary). Details: docs/import.md.", 100),
         epilog="exit codes: 0 SLOs met (or --no-slo); 1 an SLO failed; 2 a missing, unreadable or corrupt file, "
@@ -27,7 +29,7 @@ def register(sub) -> None:
                         "pattern matches several)")
     p.add_argument("--raw", type=Path, nargs="+", action="extend", required=True, metavar="FILE",
                    help="k6's raw output(s): --out json NDJSON or --out csv, plain or .gz, merged into one "
-                        "samples.parquet (repeatable; a quoted glob pattern matches several)")
+                        f"{RunLayout.SAMPLES} (repeatable; a quoted glob pattern matches several)")
     p.add_argument("--script", type=Path, default=None,
                    help="the k6 script the run used: recorded, and its options.thresholds gate the import")
     slo = p.add_mutually_exclusive_group()

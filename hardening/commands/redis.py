@@ -2,7 +2,7 @@
 
 - ``enable-monitoring MS``: CONFIG SET latency-monitor-threshold MS and slowlog-log-slower-than MS*1000 µs.
 - ``capture-before`` / ``capture-after``: snapshots (default loadtest/redis-metrics-{before,after}.json).
-- ``generate-report``: loadtest/redis-observability-report.md and loadtest/redis-comparison.json.
+- ``generate-report``: the markdown report and the comparison JSON (``DEFAULT_REPORT``, ``DEFAULT_COMPARISON``).
 
 The server comes from ``--url`` (default ``$REDIS_URL``); ``rediss://`` and passwords work; passwords are
 never printed or written. Exit codes: 0 ok, 2 usage (no URL, unreadable input file, Redis refusing the
@@ -22,13 +22,15 @@ import redis
 
 from hardening.errors import ConfigError, InfraError
 from hardening.masking import mask, mask_url
+from hardening.record.layout import RedisLayout
 from hardening.redisobs import Collector, compare, render
 from hardening.redisobs.connection import ToolClient, decode, split_urls
 from hardening.redisobs.observe import write_json, write_text
 
+# The seed's own file names for these commands (not a run record's: the record's are RedisLayout's)
 DEFAULT_BEFORE = Path("loadtest/redis-metrics-before.json")
 DEFAULT_AFTER = Path("loadtest/redis-metrics-after.json")
-DEFAULT_REPORT = Path("loadtest/redis-observability-report.md")
+DEFAULT_REPORT = Path("loadtest") / RedisLayout.REPORT_MD
 DEFAULT_COMPARISON = Path("loadtest/redis-comparison.json")
 
 
@@ -92,7 +94,7 @@ def register(subparsers) -> None:
     g = sub.add_parser("generate-report", help="compare before/after and write the markdown report + JSON")
     g.add_argument("--before", type=Path, default=DEFAULT_BEFORE, help=f"(default {DEFAULT_BEFORE})")
     g.add_argument("--after", type=Path, default=DEFAULT_AFTER, help=f"(default {DEFAULT_AFTER})")
-    g.add_argument("--timeline", type=Path, default=None, help="timeline.jsonl from a sampler (optional)")
+    g.add_argument("--timeline", type=Path, default=None, help=f"{RedisLayout.TIMELINE} from a sampler (optional)")
     g.add_argument("--report", type=Path, default=DEFAULT_REPORT, help=f"(default {DEFAULT_REPORT})")
     g.add_argument("--comparison", type=Path, default=DEFAULT_COMPARISON, help=f"(default {DEFAULT_COMPARISON})")
     g.set_defaults(func=cmd_generate_report)

@@ -2,7 +2,7 @@
 runners of the k6-operator), so its history, reports and baselines sit beside the runs made here.
 
 Inputs: k6's ``--summary-export`` and one or more raw outputs (``--out json`` NDJSON or ``--out csv``, plain or
-``.gz``, merged into one ``samples.parquet`` one file at a time); a quoted glob pattern names several files.
+``.gz``, merged into the record's samples one file at a time); a quoted glob pattern names several files.
 Several summaries (one per k6-operator runner, each of its own execution segment) make one summary of the whole
 test, computed from every runner's samples (``instances.whole_summary``, as ``hardening loadtest --instances``
 does); each runner's own summary is kept as ``k6/instance-<i>/summary.json``. Order of work, each step failing
@@ -45,6 +45,7 @@ from hardening.loadtest.slo import (
     overall_status,
     parse_slo,
 )
+from hardening.record.layout import RunLayout
 from hardening.record.model import (
     GitInfo,
     K6Info,
@@ -164,7 +165,8 @@ def resolve_spec(opts: ImportOptions, summaries: list[dict[str, Any]]) -> tuple[
 
 
 def _ingest(opts: ImportOptions) -> tuple[Path, Path, IngestStats]:
-    """Raw files -> a hidden temporary ``samples.parquet`` under ``--out``: (its folder, the file, stats)."""
+    """Raw files -> a hidden temporary samples file (``RunLayout.samples``) under ``--out``: (its folder, the
+    file, stats)."""
     try:
         opts.out.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=".tmp-import-", dir=opts.out))
@@ -172,7 +174,7 @@ def _ingest(opts: ImportOptions) -> tuple[Path, Path, IngestStats]:
         raise ConfigError(f"cannot write run records under {opts.out}: {exc.strerror or exc}. Choose a writable "
                           "directory with --out.") from exc
     try:
-        samples = folder / "samples.parquet"
+        samples = RunLayout(folder).samples
         stats = ingest_k6_outputs(opts.raw, samples)
         if stats.points == 0 or stats.first_time is None or stats.last_time is None:
             raise ConfigError(f"no samples in {', '.join(map(str, opts.raw))}: nothing tells when the run happened "

@@ -14,10 +14,10 @@ prematurely" line; ``exec.test.abort()``; a crash) makes the others stop with SI
 summaries. An instance that merely finishes its share first (exit 0, 110, or 99 for thresholds crossed on its
 own segment at its natural end) stops nobody.
 
-One verdict: the instances' raw outputs are merged into one ``samples.parquet`` (streaming), and the whole
-test's summary is computed from those samples (:func:`whole_summary`) and written as the record's
-``k6-summary.json``; the SLOs are then evaluated as for one k6. k6's own per-instance summaries are kept and
-shown per instance, never averaged.
+One verdict: the instances' raw outputs are merged into the record's one samples file (``RunLayout.samples``,
+streaming), and the whole test's summary is computed from those samples (:func:`whole_summary`) and written
+as the record's k6 summary (``RunLayout.k6_summary``); the SLOs are then evaluated as for one k6. k6's own
+per-instance summaries are kept and shown per instance, never averaged.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class InstanceGroup:
     k6: Path
     script: Path
     env: dict[str, str]
-    layout: RunLayout  # the record being written: k6/instance-<i>/ and k6-stdout.log
+    layout: RunLayout  # the record being written: k6/instance-<i>/ and the combined k6 log
     count: int
     trend_stats: str = k6mod.TREND_STATS
     on_progress: Callable[[k6mod.LiveStats], None] | None = None
@@ -311,7 +311,7 @@ class InstanceGroup:
             if waiting and time.monotonic() > deadline:
                 raise InfraError(f"k6 instance(s) {', '.join(str(i.index) for i in waiting)} did not get ready "
                                  f"(REST API answering, VUs initialised) within {self.ready_timeout_s:.0f} s; see "
-                                 f"{self.layout.k6_dir}/instance-*/k6-stdout.log")
+                                 f"{self.layout.k6_dir}/instance-*/{self.layout.k6_log.name}")
             if waiting:
                 time.sleep(0.02)
         for inst in self.instances:
@@ -378,7 +378,7 @@ class InstanceGroup:
         self._reap()
 
     def _combined_log(self) -> Path:
-        """Every instance's console output, one after the other under a header, in ``k6-stdout.log``."""
+        """Every instance's console output, one after the other under a header, in ``RunLayout.k6_log``."""
         dest = self.layout.k6_log
         with open(dest, "wb") as out:
             for inst in self.instances:
@@ -552,7 +552,7 @@ def _merge_groups(groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def whole_summary(samples: Path, summaries: Sequence[Mapping[str, Any]], *, metric_types: Mapping[str, str],
                   trend_stats: Sequence[str], duration_s: float,
                   submetrics: Iterable[str] = ()) -> dict[str, Any]:
-    """The whole test's ``--summary-export`` computed from the merged ``samples.parquet`` of every instance.
+    """The whole test's ``--summary-export`` computed from the merged samples (``samples``) of every instance.
 
     - Trend: k6's own statistics of all samples together (``k6stats``: exact percentiles, avg as a running sum
       in the file's order, instance after instance), the stats of ``trend_stats``.
@@ -637,7 +637,7 @@ def whole_summary(samples: Path, summaries: Sequence[Mapping[str, Any]], *, metr
         "root_group": _merge_groups([s.get("root_group") for s in summaries]),
         "metrics": metrics,
         "state": {"testRunDurationMs": duration_s * 1000},
-        "hardening": {"merged_from_instances": len(summaries), "computed_from": "samples.parquet"},
+        "hardening": {"merged_from_instances": len(summaries), "computed_from": RunLayout.SAMPLES},
     }
 
 
@@ -646,7 +646,7 @@ def whole_summary(samples: Path, summaries: Sequence[Mapping[str, Any]], *, metr
 class Merged:
     """What :func:`merge` made of the instances' outputs."""
 
-    stats: IngestStats | None  # the merged samples.parquet (None: not written)
+    stats: IngestStats | None  # the merged samples (RunLayout.samples; None: not written)
     instances: list[InstanceSummary]
     warnings: list[str] = field(default_factory=list)
 
@@ -669,7 +669,7 @@ def _crossed(summary: Mapping[str, Any]) -> list[str]:
 
 
 def instance_summary(inst: Instance, summary: Mapping[str, Any] | None, root: Path) -> InstanceSummary:
-    """k6's own figures of one instance (its segment), for run.json and the console."""
+    """k6's own figures of one instance (its segment), for the record and the console."""
     out = InstanceSummary(instance=inst.index, segment=inst.segment, exit_code=inst.exit_code,
                           exit_meaning=k6mod.exit_meaning(inst.exit_code) if inst.exit_code is not None else None)
     if summary is not None:
@@ -683,8 +683,9 @@ def instance_summary(inst: Instance, summary: Mapping[str, Any] | None, root: Pa
 
 def merge(result: GroupResult, layout: RunLayout, *, trend_stats: str, submetrics: Iterable[str],
           keep_raw: bool) -> Merged:
-    """Merge the instances' raw outputs into ``samples.parquet`` (streaming), write the whole test's summary,
-    computed from those samples, as ``k6-summary.json``, and describe each instance."""
+    """Merge the instances' raw outputs into the record's samples (``RunLayout.samples``, streaming), write
+    the whole test's summary, computed from those samples, as ``RunLayout.k6_summary``, and describe each
+    instance."""
     warnings: list[str] = []
     summaries: list[dict[str, Any]] = []
     described = []
@@ -704,9 +705,9 @@ def merge(result: GroupResult, layout: RunLayout, *, trend_stats: str, submetric
             warnings.append(f"instance {inst.index} ({inst.segment}) ended the test: {why}{crossed}; the other "
                             "instances were stopped (SIGINT)")
         elif inst.exit_code == 99:
+            crossed = '; '.join(d.thresholds_crossed) or f"see {layout.k6_log.name}"
             warnings.append(f"instance {inst.index} ({inst.segment}): k6 said thresholds crossed on its own segment "
-                            f"({'; '.join(d.thresholds_crossed) or 'see k6-stdout.log'}); the verdict is on the "
-                            "whole test, from every instance's samples")
+                            f"({crossed}); the verdict is on the whole test, from every instance's samples")
     if len(summaries) < len(result.instances) and result.trigger is None and not result.interrupted:
         warnings.append("the whole test's summary lacks the instances that wrote none")
 
@@ -716,7 +717,7 @@ def merge(result: GroupResult, layout: RunLayout, *, trend_stats: str, submetric
         try:
             stats = ingest_k6_outputs(raws, layout.samples)
         except HardeningError as exc:  # keep the raw files in the record rather than lose the run
-            warnings.append(f"raw samples not ingested, the instances' k6-raw.json kept: {exc}")
+            warnings.append(f"raw samples not ingested, the instances' {RunLayout.K6_RAW} kept: {exc}")
             return Merged(None, described, warnings)
         durations = [d for d in map(k6_test_seconds, summaries) if d]
         duration = max(durations) if durations else result.seconds

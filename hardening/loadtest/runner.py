@@ -46,6 +46,7 @@ from hardening.loadtest.slo import (
 from hardening.loadtest.wrapper import merge_thresholds, script_options, write_wrapper
 from hardening.masking import mask, mask_url
 from hardening.processes import STOP_SIGNALS
+from hardening.record.layout import RedisLayout
 from hardening.record.model import (
     GitInfo,
     K6Info,
@@ -262,14 +263,14 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
 
 
 def _redis_warnings(redis_summary: dict | None) -> list[str]:
-    """What the user must know about the Redis observation (details in run.json and redis/)."""
+    """What the user must know about the Redis observation (details in the record and its redis/ folder)."""
     s = (redis_summary or {}).get("summary") or {}
     out = []
     if s.get("error"):
         out.append(f"Redis observation incomplete: {s['error']}")
     if s.get("gaps"):
         out.append(f"Redis did not answer the sampler for {s.get('gap_seconds', 0):.0f} s during the run "
-                   f"({s['gaps']} gap(s) in redis/timeline.jsonl)")
+                   f"({s['gaps']} gap(s) in redis/{RedisLayout.TIMELINE})")
     return out
 
 
@@ -278,7 +279,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     summary: dict = {}
     files = writer.layout
     merged = None
-    if isinstance(result, instmod.GroupResult):  # N instances: one samples.parquet, the whole test's summary
+    if isinstance(result, instmod.GroupResult):  # N instances: one samples file, the whole test's summary
         merged = instmod.merge(result, files, trend_stats=spec.summary_trend_stats(),
                                submetrics=[o.key for o in spec.objectives if o.tags], keep_raw=opts.keep_raw)
         warnings.extend(merged.warnings)
@@ -287,7 +288,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         try:
             summary = json.loads(summary_path.read_text())
         except ValueError:
-            warnings.append("k6-summary.json is unreadable; SLOs evaluated from raw samples only")
+            warnings.append(f"{summary_path.name} is unreadable; SLOs evaluated from raw samples only")
 
     raw = files.k6_raw
     stats = None
@@ -297,7 +298,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         try:
             stats = ingest_k6_json(raw, files.samples)
         except HardeningError as exc:  # keep k6's raw file in the record rather than lose the run
-            warnings.append(f"raw samples not ingested, k6-raw.json kept: {exc}")
+            warnings.append(f"raw samples not ingested, {raw.name} kept: {exc}")
     if stats is not None:
         warnings.extend(stats.warnings)
         write_per_second(files.samples, files.per_second)
@@ -310,7 +311,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
     code = result.exit_code
     if code == 99 and slo_results and all(r.ok for r in slo_results):
         warnings.append("k6 reported thresholds crossed (exit 99), but every SLO here passed: see "
-                        "k6-stdout.log for k6's own threshold lines")
+                        f"{files.k6_log.name} for k6's own threshold lines")
 
     log_text = result.log_path.read_text(errors="replace") if result.log_path.exists() else ""
     result.log_path.write_text(mask(log_text))
@@ -321,7 +322,7 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
         warnings.append(f"k6 {result.meaning}: {k6mod.k6_message(log_text)}")
     elif code not in (0, 99, 110):  # 108 (exec.test.abort: e.g. setup found no target) is infra
         status, exit_code = RunStatus.ERROR, EXIT_INFRA
-        detail = "see k6-stdout.log" if code < 0 else k6mod.k6_message(log_text)
+        detail = f"see {files.k6_log.name}" if code < 0 else k6mod.k6_message(log_text)
         warnings.append(f"k6 {result.meaning}: {detail}")
     else:
         ungated = opts.no_slo and not slo_results
@@ -370,8 +371,8 @@ def _finish(opts, spec, writer, result, started, git, k6, redis_summary, planned
 
 
 def _judge(opts: LoadTestOptions, record: Path, run: RunRecord, exit_code: int) -> int:
-    """The one regression judge on the finished record: verdict.json, CI outputs, and the exit code
-    with --fail-on-regression (a run that already failed its SLOs keeps exit 1)."""
+    """The one regression judge on the finished record: its verdict (``RunLayout.verdict``), CI outputs, and
+    the exit code with --fail-on-regression (a run that already failed its SLOs keeps exit 1)."""
     from hardening.analysis import ci_outputs
     from hardening.analysis.judge import judge_run, write_verdict
 

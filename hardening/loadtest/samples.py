@@ -1,4 +1,5 @@
-"""k6's raw per-request output -> compact columnar ``samples.parquet`` and ``per_second.parquet``.
+"""k6's raw per-request output -> the record's compact columnar samples (``RunLayout.samples``) and
+per-second aggregates (``RunLayout.per_second``).
 
 ``k6 run --out json=FILE`` writes one JSON object per line (NDJSON, optionally ``.gz``): ``{"type":"Metric"}``
 lines describe a metric (its name and type), ``{"type":"Point"}`` lines carry one sample each. A million requests
@@ -21,7 +22,7 @@ raises ``ConfigError`` naming the line number; the destination is then left unto
 
 ``ingest_k6_csv`` does the same for ``--out csv`` (pyarrow's streaming CSV reader; ``extra_tags`` ``k=v&k2=v2``
 into the same ``tags`` map); JSON is the exact format. ``ingest_k6_outputs`` merges several files of either
-format (plain or gzip) into one ``samples.parquet``, one file at a time.
+format (plain or gzip) into one samples file, one file at a time.
 """
 
 from __future__ import annotations
@@ -910,8 +911,8 @@ def _ingest_one(src: Path, fmt: _Format, writer: _RowGroupWriter, progress: Prog
 
 
 def sample_tag_names(path: str | os.PathLike) -> list[str]:
-    """Every tag name ``samples.parquet`` holds: the tag columns, then the names found in the ``tags`` map
-    (from the file's metadata; a file written elsewhere without it is scanned)."""
+    """Every tag name a samples file (``RunLayout.samples``) holds: the tag columns, then the names found in
+    the ``tags`` map (from the file's metadata; a file written elsewhere without it is scanned)."""
     return [*(name for name in TAG_COLUMNS), *sorted(_map_tag_names(Path(path)) or ())]
 
 
@@ -931,7 +932,8 @@ def _map_tag_names(path: Path, schema: pa.Schema | None = None) -> set[str] | No
 
 def load_samples(path: str | os.PathLike, metrics: Iterable[str] | None = None,
                  columns: Iterable[str] | None = None, tags: Iterable[str] | None = None) -> pd.DataFrame:
-    """Read ``samples.parquet`` into pandas, reading only the row groups/pages of ``metrics`` and ``columns``.
+    """Read a samples file (``RunLayout.samples``) into pandas, reading only the row groups/pages of
+    ``metrics`` and ``columns``.
 
     ``columns`` are the file's columns (default: all but the ``tags`` map; name ``"tags"`` to get it as dicts).
     ``tags`` are tag names to add as string columns, whether a tag column or an entry of the ``tags`` map (null
@@ -1052,7 +1054,8 @@ def _all_first(column: pd.Series) -> pd.Series:
 
 
 def write_per_second(samples_parquet: str | os.PathLike, dest_parquet: str | os.PathLike) -> pd.DataFrame:
-    """Compute ``per_second`` from ``samples.parquet`` and write it (zstd) to ``dest_parquet``; returns it."""
+    """Compute ``per_second`` from the samples file ``samples_parquet`` and write it (zstd) to
+    ``dest_parquet``; returns it."""
     frame = per_second(samples_parquet)
     dest = Path(dest_parquet)
     try:

@@ -28,6 +28,7 @@ import yaml
 
 from hardening.errors import ConfigError
 from hardening.loadtest import k6stats
+from hardening.record.layout import RunLayout
 from hardening.record.model import (
     BUILTIN_METRICS,
     COUNTER,
@@ -133,7 +134,7 @@ class SloSpec:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as evaluated, for run.json ``"slo"``."""
+        """The spec as evaluated, for the record's ``"slo"`` (``RunLayout.run_json``)."""
         return {"source": self.source, "description": self.description,
                 "metrics": dict(self.declared_metrics), "objectives": [o.to_dict() for o in self.objectives]}
 
@@ -443,7 +444,7 @@ def parse_expression(expression: str, slo: str = "SLO") -> tuple[str, str, float
     if num.lower() in _NOT_FINITE:
         raise ConfigError(f"{slo}: target {num!r} is not a plain number: it is not finite. k6 accepts it, but "
                           "NaN fails every comparison and an infinite target bounds nothing (and neither fits in "
-                          "run.json); write a finite number such as 800.")
+                          f"{RunLayout.RUN_JSON}); write a finite number such as 800.")
     if not _NUMBER_RE.fullmatch(num):
         raise ConfigError(f"{slo}: target {num!r} is not a plain number; write e.g. 800, 0.01 or 1e3 "
                           "(durations are in milliseconds, without a unit).")

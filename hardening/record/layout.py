@@ -15,6 +15,12 @@ from pathlib import Path
 class RedisLayout:
     """The files of one Redis observation (before/after snapshots, sampler timeline, comparison)."""
 
+    BEFORE = "before.json"
+    AFTER = "after.json"
+    TIMELINE = "timeline.jsonl"
+    COMPARISON = "comparison.json"
+    REPORT_MD = "redis-observability-report.md"
+
     before: Path
     after: Path
     timeline: Path
@@ -24,9 +30,8 @@ class RedisLayout:
     @classmethod
     def in_dir(cls, folder: Path) -> RedisLayout:
         folder = Path(folder)
-        return cls(before=folder / "before.json", after=folder / "after.json",
-                   timeline=folder / "timeline.jsonl", comparison=folder / "comparison.json",
-                   report_md=folder / "redis-observability-report.md")
+        return cls(before=folder / cls.BEFORE, after=folder / cls.AFTER, timeline=folder / cls.TIMELINE,
+                   comparison=folder / cls.COMPARISON, report_md=folder / cls.REPORT_MD)
 
     @property
     def folder(self) -> Path:
@@ -40,6 +45,13 @@ class RunLayout:
     root: Path
 
     RUN_JSON = "run.json"
+    K6_SUMMARY = "k6-summary.json"
+    K6_LOG = "k6-stdout.log"
+    K6_RAW = "k6-raw.json"
+    SLO_RESULT_TXT = "k6-slo-result.txt"
+    SAMPLES = "samples.parquet"
+    PER_SECOND = "per_second.parquet"
+    VERDICT = "verdict.json"
     TMP_PREFIX = ".tmp-"
 
     @property
@@ -49,16 +61,16 @@ class RunLayout:
     @property
     def k6_summary(self) -> Path:
         """k6's ``--summary-export`` (trend stats per ``--summary-trend-stats``)."""
-        return self.root / "k6-summary.json"
+        return self.root / self.K6_SUMMARY
 
     @property
     def k6_log(self) -> Path:
-        return self.root / "k6-stdout.log"
+        return self.root / self.K6_LOG
 
     @property
     def k6_raw(self) -> Path:
         """k6's ``--out json`` NDJSON; kept only with ``--keep-raw``."""
-        return self.root / "k6-raw.json"
+        return self.root / self.K6_RAW
 
     @property
     def slo_file(self) -> Path:
@@ -68,19 +80,19 @@ class RunLayout:
     @property
     def slo_result_txt(self) -> Path:
         """``PASS`` or ``FAIL``: the seed's compatibility file."""
-        return self.root / "k6-slo-result.txt"
+        return self.root / self.SLO_RESULT_TXT
 
     @property
     def samples(self) -> Path:
-        return self.root / "samples.parquet"
+        return self.root / self.SAMPLES
 
     @property
     def per_second(self) -> Path:
-        return self.root / "per_second.parquet"
+        return self.root / self.PER_SECOND
 
     @property
     def verdict(self) -> Path:
-        return self.root / "verdict.json"
+        return self.root / self.VERDICT
 
     @property
     def k6_dir(self) -> Path:
@@ -98,11 +110,11 @@ class RunLayout:
 
     def instance_raw(self, index: int) -> Path:
         """k6's ``--out json`` NDJSON of instance ``index``; kept only with ``--keep-raw``."""
-        return self.instance_dir(index) / "k6-raw.json"
+        return self.instance_dir(index) / self.K6_RAW
 
     def instance_log(self, index: int) -> Path:
         """k6's console output of instance ``index`` while it runs (then appended to ``k6-stdout.log``)."""
-        return self.instance_dir(index) / "k6-stdout.log"
+        return self.instance_dir(index) / self.K6_LOG
 
     @property
     def redis_dir(self) -> Path:

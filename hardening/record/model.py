@@ -1,4 +1,4 @@
-"""The run record's ``run.json`` as typed data: one model for every producer and every reader.
+"""The run record (``RunLayout.run_json``) as typed data: one model for every producer and every reader.
 
 Dataclasses, not pydantic: every record is written by this package's own writer, so validation is
 needed only at the edge (reading a file from disk), where :meth:`RunRecord.from_dict` checks the
@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from hardening.errors import ConfigError
+from hardening.record.layout import RunLayout
 
 SCHEMA_VERSION = 2
 
@@ -208,7 +209,7 @@ class InstanceSummary:
 
 @dataclass
 class RunRecord:
-    """``run.json``. Field meanings: README, "The run record"; docs/architecture.md."""
+    """The run record (``RunLayout.run_json``). Fields: README, "The run record"; docs/architecture.md."""
 
     run_id: str
     status: RunStatus
@@ -250,13 +251,13 @@ class RunRecord:
         out["slo_results"] = [r.to_dict() for r in self.slo_results]
         if self.slo_results_from_samples is not None:
             out["slo_results_from_samples"] = [r.to_dict() for r in self.slo_results_from_samples]
-        if self.instances is None:  # a one-instance run.json stays exactly as before
+        if self.instances is None:  # a one-instance record stays exactly as before
             out.pop("instances")
         return {"schema_version": out.pop("schema_version"), "run_id": out.pop("run_id"), **out}
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "run.json") -> RunRecord:
-        """Validate and migrate a parsed ``run.json``; ConfigError (exit 2) naming what is wrong."""
+    def from_dict(cls, data: Any, where: str = RunLayout.RUN_JSON) -> RunRecord:
+        """Validate and migrate a parsed record; ConfigError (exit 2) naming what is wrong."""
         if not isinstance(data, dict) or not data.get("run_id"):
             raise ConfigError(f"{where} is not a run record (no run_id)")
         version = data.get("schema_version", 1)
@@ -345,7 +346,7 @@ _V1_KEY_SCALARS = ("requests", "rps", "error_rate", "checks_rate", "iterations",
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 ``run.json`` in today's shape (the input is not changed)."""
+    """A version-1 record in today's shape (the input is not changed)."""
     data = dict(data)
     old = dict(data.get("metrics") or {})
     custom: dict[str, Any] = {}

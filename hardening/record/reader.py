@@ -1,9 +1,10 @@
 """The one reader of run records: ``read_record(dir)`` one typed record, ``load_run(dir)`` one run with its
 data, ``load_runs(path)`` one DataFrame row per run.
 
-A history is the set of ``<root>/<run_id>/run.json`` files (contract: README, "The run record"). Loading reads
-only ``run.json`` (with orjson), so 10,000 records load in well under two seconds. A record that cannot
-be read is skipped with a warning and listed in ``df.attrs["skipped"]``; it never crashes a report.
+A history is the set of ``<root>/<run_id>/`` records (``RunLayout.run_json``; contract: README, "The run
+record"). Loading reads only that file (with orjson), so 10,000 records load in well under two seconds. A
+record that cannot be read is skipped with a warning and listed in ``df.attrs["skipped"]``; it never
+crashes a report.
 """
 
 from __future__ import annotations
@@ -127,10 +128,11 @@ def load_runs(path: str | os.PathLike[str] = "data/runs", environment: str | Non
     skipped: list[tuple[str, str]] = []
     for run_json in _scan(root):
         try:
-            rec = RunRecord.from_dict(orjson.loads(run_json.read_bytes()), "run.json")
+            rec = RunRecord.from_dict(orjson.loads(run_json.read_bytes()), run_json.name)
             rows.append(flatten_record(rec, str(run_json.parent)))
         except (OSError, ValueError, ConfigError) as exc:  # orjson.JSONDecodeError is a ValueError
-            reason = "missing run.json" if isinstance(exc, FileNotFoundError) else str(exc).splitlines()[0]
+            missing = isinstance(exc, FileNotFoundError)
+            reason = f"missing {run_json.name}" if missing else str(exc).splitlines()[0]
             skipped.append((str(run_json.parent), reason))
             warnings.warn(f"skipped run record {run_json.parent.name}: {reason}", RecordWarning, stacklevel=2)
     df = pd.DataFrame(rows)
@@ -222,7 +224,7 @@ def read_record(run_dir: str | os.PathLike[str]) -> RunRecord:
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunData:
-    """Load one run folder: run.json, per-second aggregates (computed from samples if needed), summary."""
+    """Load one run folder: its record, per-second aggregates (computed from samples if needed), summary."""
     path = resolve_path(run_dir)
     layout = RunLayout(path)
     rec = read_record(path)
@@ -238,8 +240,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
         try:
             summary = orjson.loads(layout.k6_summary.read_bytes())
         except ValueError:
-            warnings.warn(f"{path.name}: k6-summary.json is unreadable; checks are not shown", RecordWarning,
-                          stacklevel=2)
+            warnings.warn(f"{path.name}: {layout.k6_summary.name} is unreadable; checks are not shown",
+                          RecordWarning, stacklevel=2)
     return RunData(path=path, record=rec, per_second=per_second, summary=summary)
 
 
@@ -257,7 +259,8 @@ def find_baseline(history: pd.DataFrame, record: RunRecord) -> pd.Series | None:
 
 
 def latest_run_dir(history_dir: str | os.PathLike[str]) -> Path:
-    """The newest run folder (run ids sort by time) holding a run.json; ConfigError when there is none."""
+    """The newest run folder (run ids sort by time) holding a record (``RunLayout.run_json``); ConfigError
+    when there is none."""
     root = resolve_path(history_dir)
     runs = [p.parent for p in _scan(root) if p.is_file()]
     if not runs:

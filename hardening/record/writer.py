@@ -1,9 +1,9 @@
 """The one writer of run records: one directory per run under ``data/runs/<run_id>/``, written atomically.
 
 Everything is first written into ``<root>/.tmp-<run_id>/`` (``writer.layout`` names every file);
-``finalize()`` writes ``run.json`` last and renames the directory into place, so a directory without
-the ``.tmp-`` prefix is always complete. Readers ignore ``.tmp-*`` leftovers of a killed process.
-The contract of ``run.json`` is :class:`hardening.record.model.RunRecord`.
+``finalize()`` writes the record (``layout.run_json``) last and renames the directory into place, so a
+directory without the ``.tmp-`` prefix is always complete. Readers ignore ``.tmp-*`` leftovers of a killed
+process. The contract of that file is :class:`hardening.record.model.RunRecord`.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class RunRecordWriter:
         self.layout = RunLayout(self.tmp)
 
     def finalize(self, record: RunRecord) -> Path:
-        """Mask, write ``run.json`` last, and move the record into place."""
+        """Mask, write the record (``layout.run_json``) last, and move the record into place."""
         if record.run_id != self.run_id:
             raise ValueError(f"record {record.run_id} given to the writer of {self.run_id}")
         record.files = [*sorted(p.name for p in self.tmp.iterdir() if not p.name.startswith(".")),

@@ -343,7 +343,7 @@ def timeline_summary(timeline: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- entry point
 def compare(before: dict[str, Any], after: dict[str, Any],
             timeline: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The comparison document (``comparison.json``); recommendations are added by ``recommend``."""
+    """The comparison document (``RedisLayout.comparison``); recommendations are added by ``recommend``."""
     from hardening.redisobs.recommend import recommendations
 
     timeline = timeline or []

@@ -2,7 +2,7 @@
 
     with observe(url, out_dir, interval=1.0) as obs:   # before snapshot, sampler started
         ...                                            # the load test
-    obs.summary                                        # small dict for run.json's "redis" field
+    obs.summary                                        # small dict for the run record's "redis" field
 
 Files: a :class:`hardening.record.layout.RedisLayout` (the run record's ``redis/`` folder), or a folder
 given as a path, which gets the same layout.
@@ -33,7 +33,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 def summarize(comparison: dict[str, Any]) -> dict[str, Any]:
-    """The small JSON-able summary that goes into run.json."""
+    """The small JSON-able summary that goes into the run record (``RunLayout.run_json``)."""
     agg = comparison.get("aggregate") or {}
     server = comparison.get("server") or {}
     timeline = comparison.get("timeline") or {}

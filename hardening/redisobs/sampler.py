@@ -1,8 +1,8 @@
 """Background poller during a load test: ``INFO ALL`` on every node at a fixed rate (1 Hz default).
 
-Writes ``timeline.jsonl``, one JSON object per tick. ``t`` is UTC epoch seconds (float), the clock of
-k6's sample timestamps; ``mono`` is the client monotonic clock used for rates. A tick where no node
-answers is written as ``{"t", "mono", "ok": false, "error"}``: a gap, and the sampler carries on
+Writes the timeline (``RedisLayout.timeline``), one JSON object per tick. ``t`` is UTC epoch seconds
+(float), the clock of k6's sample timestamps; ``mono`` is the client monotonic clock used for rates. A tick
+where no node answers is written as ``{"t", "mono", "ok": false, "error"}``: a gap, and the sampler carries on
 (reconnecting each tick) until it is stopped or ``max_duration`` is over. It never raises.
 """
 
