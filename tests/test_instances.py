@@ -25,7 +25,7 @@ from hardening.loadtest.instances import (
     whole_summary,
 )
 from hardening.loadtest.k6 import LiveStats, Plan
-from hardening.loadtest.samples import ingest_k6_outputs
+from hardening.loadtest.samples import ALL_SCENARIOS, ingest_k6_outputs, load_samples, per_second
 from hardening.record.layout import RunLayout
 from hardening.record.model import RunStatus
 from hardening.record.reader import read_record
@@ -152,6 +152,18 @@ def test_whole_summary_rules_per_metric_type(tmp_path):
     assert m["t{instance:2}"]["count"] == 2 and m["t{instance:2}"]["max"] == 10.0
     assert m["g"] == {"value": 7, "min": 5, "max": 9}  # the last sample of the test (second 3, instance 1)
     assert m["vus"] == {"value": 3 + 2, "min": 2 + 1, "max": 3 + 2}
+
+
+def test_vus_per_second_is_the_sum_of_the_instances(tmp_path):
+    """Each k6 of a --instances run counts only its segment's VUs: the test's VUs in a second are the sum of each
+    instance's highest value in that second; one k6 (no instance tag) keeps its own highest value."""
+    one = _ndjson(tmp_path / "1.json", 1, [("vus", "gauge", 2, 1), ("vus", "gauge", 4, 1), ("vus", "gauge", 3, 2)])
+    two = _ndjson(tmp_path / "2.json", 2, [("vus", "gauge", 1, 1), ("vus", "gauge", 2, 2)])
+    ingest_k6_outputs([one, two], tmp_path / "samples.parquet")
+    test = per_second(tmp_path / "samples.parquet")
+    assert test.loc[test["scenario"] == ALL_SCENARIOS, "vus"].tolist() == [4 + 1, 3 + 2]
+    alone = load_samples(tmp_path / "samples.parquet").query("metric == 'vus'")  # no instance column
+    assert per_second(alone)["vus"].dropna().tolist() == [4, 3]
 
 
 # ------------------------------------------------------------------------------------------ real k6

@@ -45,7 +45,7 @@ from hardening.atomic import write_json
 from hardening.errors import HardeningError, InfraError
 from hardening.loadtest import k6 as k6mod
 from hardening.loadtest.k6stats import percentile_sorted
-from hardening.loadtest.samples import TAG_COLUMNS, TAGS_COLUMN, IngestStats, ingest_k6_outputs
+from hardening.loadtest.samples import INSTANCE_TAG, TAG_COLUMNS, TAGS_COLUMN, IngestStats, ingest_k6_outputs
 from hardening.net import free_port
 from hardening.processes import STOP_SIGNALS
 from hardening.record.layout import RunLayout
@@ -60,7 +60,6 @@ from hardening.record.model import (
     key_metrics,
 )
 
-INSTANCE_TAG = "instance"
 MAX_INSTANCES = 64
 READY_TIMEOUT_S = 120.0  # VU initialisation of every instance (a big script's init code can take a while)
 STOP_GRACE_S = 30.0  # after SIGINT, how long an instance may take to write its summary before SIGKILL

@@ -90,6 +90,8 @@ PER_SECOND_SCHEMA = pa.schema(
 )
 
 ALL_SCENARIOS = "all"
+# The tag that tells load generators apart: `hardening loadtest --instances N` sets it on every sample of each k6.
+INSTANCE_TAG = "instance"
 PER_SECOND_METRICS = ("http_reqs", "http_req_failed", "http_req_duration", "vus", "iterations")
 
 # Tags that k6 writes as columns of its CSV output besides TAG_COLUMNS; they go to the tags map like extra_tags.
@@ -1013,28 +1015,39 @@ def _aggregate(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _test_vus(frame: pd.DataFrame) -> pd.Series:
+    """The whole test's VUs in each second: k6's ``vus`` gauge, the highest value of each load generator in
+    that second, summed over the generators (each k6 of a ``--instances`` run counts only its own segment's)."""
+    vus = frame[frame["metric"] == "vus"]
+    highest = vus.groupby(["second", "generator"], dropna=False)["value"].max()
+    return highest.groupby(level="second").sum().rename("vus")
+
+
 def per_second(samples: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     """Per-second aggregates per scenario plus an ``"all"`` row per second (``PER_SECOND_SCHEMA`` columns).
 
-    ``rps`` is requests in that one-second bucket; ``vus`` (a test-wide gauge) is set on ``"all"`` rows only.
+    ``rps`` is requests in that one-second bucket; ``vus`` (a test-wide gauge) is set on ``"all"`` rows only:
+    the whole test's VUs, summed over the load generators of a ``--instances`` run (``INSTANCE_TAG``).
     """
+    columns = ["time", "metric", "value", "scenario"]
     if isinstance(samples, pd.DataFrame):
-        frame = samples.loc[samples["metric"].isin(PER_SECOND_METRICS), ["time", "metric", "value", "scenario"]]
+        frame = samples.loc[samples["metric"].isin(PER_SECOND_METRICS),
+                            [*columns, *([INSTANCE_TAG] if INSTANCE_TAG in samples.columns else [])]]
     else:
-        frame = load_samples(samples, metrics=PER_SECOND_METRICS, columns=["time", "metric", "value", "scenario"])
+        frame = load_samples(samples, metrics=PER_SECOND_METRICS, columns=columns, tags=[INSTANCE_TAG])
     frame = pd.DataFrame({
         "second": pd.to_datetime(frame["time"], utc=True).dt.floor("s"),
         "scenario": frame["scenario"].astype("object"),
         "metric": frame["metric"].astype("object"),
         "value": frame["value"].astype(float),
+        "generator": frame[INSTANCE_TAG].astype("object") if INSTANCE_TAG in frame else None,
     })
     if frame.empty:
         return PER_SECOND_SCHEMA.empty_table().to_pandas()
     scoped = _aggregate(frame[frame["scenario"].notna()], ["second", "scenario"])
     overall = _aggregate(frame, ["second"])
     overall.insert(1, "scenario", ALL_SCENARIOS)
-    vus = frame[frame["metric"] == "vus"].groupby("second")["value"].max().rename("vus")
-    overall = overall.join(vus, on="second")
+    overall = overall.join(_test_vus(frame), on="second")
     out = pd.concat([overall, scoped], ignore_index=True)
     for column in ("requests", "errors", "iterations"):
         out[column] = out[column].fillna(0).astype("int64")
