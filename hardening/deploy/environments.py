@@ -90,7 +90,7 @@ def load_config(path: Path | None) -> EnvironmentConfig:
     if default is not None and not isinstance(default, str):
         raise ConfigError(f"environment config {path}: 'default' must be an environment name or null")
     return EnvironmentConfig({str(k): v for k, v in branches.items()}, default,
-                             {str(k): [str(n) for n in v] for k, v in secrets.items()}, source=str(path))
+                             {str(k): [str(n) for n in v] for k, v in secrets.items()}, source=f"environment config {path}")
 
 
 def branch_of(ref: str) -> str:
