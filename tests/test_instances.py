@@ -154,11 +154,14 @@ def test_whole_summary_rules_per_metric_type(tmp_path):
     assert m["vus"] == {"value": 3 + 2, "min": 2 + 1, "max": 3 + 2}
 
 
-def test_vus_per_second_is_the_sum_of_the_instances(tmp_path):
-    """Each k6 of a --instances run counts only its segment's VUs: the test's VUs in a second are the sum of each
+@pytest.mark.parametrize("tag", ["instance", "instance_id"])  # hardening's --instances, the k6-operator's runners
+def test_vus_per_second_is_the_sum_of_the_instances(tmp_path, tag):
+    """Each k6 of a split test counts only its segment's VUs: the test's VUs in a second are the sum of each
     instance's highest value in that second; one k6 (no instance tag) keeps its own highest value."""
     one = _ndjson(tmp_path / "1.json", 1, [("vus", "gauge", 2, 1), ("vus", "gauge", 4, 1), ("vus", "gauge", 3, 2)])
     two = _ndjson(tmp_path / "2.json", 2, [("vus", "gauge", 1, 1), ("vus", "gauge", 2, 2)])
+    for path in (one, two):
+        path.write_text(path.read_text().replace('"instance":', f'"{tag}":'))
     ingest_k6_outputs([one, two], tmp_path / "samples.parquet")
     test = per_second(tmp_path / "samples.parquet")
     assert test.loc[test["scenario"] == ALL_SCENARIOS, "vus"].tolist() == [4 + 1, 3 + 2]

@@ -90,8 +90,10 @@ PER_SECOND_SCHEMA = pa.schema(
 )
 
 ALL_SCENARIOS = "all"
-# The tag that tells load generators apart: `hardening loadtest --instances N` sets it on every sample of each k6.
+# Tags that tell load generators apart: `hardening loadtest --instances N` sets `instance` on every sample of each
+# k6, the k6-operator sets `instance_id` on each runner's (`hardening import` of its runners' outputs).
 INSTANCE_TAG = "instance"
+GENERATOR_TAGS = (INSTANCE_TAG, "instance_id")
 PER_SECOND_METRICS = ("http_reqs", "http_req_failed", "http_req_duration", "vus", "iterations")
 
 # Tags that k6 writes as columns of its CSV output besides TAG_COLUMNS; they go to the tags map like extra_tags.
@@ -1027,20 +1029,21 @@ def per_second(samples: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     """Per-second aggregates per scenario plus an ``"all"`` row per second (``PER_SECOND_SCHEMA`` columns).
 
     ``rps`` is requests in that one-second bucket; ``vus`` (a test-wide gauge) is set on ``"all"`` rows only:
-    the whole test's VUs, summed over the load generators of a ``--instances`` run (``INSTANCE_TAG``).
+    the whole test's VUs, summed over the load generators (``GENERATOR_TAGS``) of a split test.
     """
     columns = ["time", "metric", "value", "scenario"]
     if isinstance(samples, pd.DataFrame):
         frame = samples.loc[samples["metric"].isin(PER_SECOND_METRICS),
-                            [*columns, *([INSTANCE_TAG] if INSTANCE_TAG in samples.columns else [])]]
+                            [*columns, *(t for t in GENERATOR_TAGS if t in samples.columns)]]
     else:
-        frame = load_samples(samples, metrics=PER_SECOND_METRICS, columns=columns, tags=[INSTANCE_TAG])
+        frame = load_samples(samples, metrics=PER_SECOND_METRICS, columns=columns, tags=GENERATOR_TAGS)
+    generator = next((frame[t].astype("object") for t in GENERATOR_TAGS if t in frame), None)
     frame = pd.DataFrame({
         "second": pd.to_datetime(frame["time"], utc=True).dt.floor("s"),
         "scenario": frame["scenario"].astype("object"),
         "metric": frame["metric"].astype("object"),
         "value": frame["value"].astype(float),
-        "generator": frame[INSTANCE_TAG].astype("object") if INSTANCE_TAG in frame else None,
+        "generator": generator,
     })
     if frame.empty:
         return PER_SECOND_SCHEMA.empty_table().to_pandas()
