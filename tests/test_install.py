@@ -29,9 +29,7 @@ from tests.conftest import ROOT, VENV_BIN
 pytestmark = pytest.mark.e2e
 
 SOURCES = ("pyproject.toml", "README.md", "hardening")  # what the build reads (readme = README.md)
-# not package files: bytecode, and the threshold wrapper a load test of the demo script (another test, maybe on
-# another pytest-xdist worker) writes beside it in hardening/demo/ for the length of the run
-TRANSIENT = ("__pycache__", "*.pyc", ".*.hardening.js")
+TRANSIENT = ("__pycache__", "*.pyc")  # not package files
 PACKAGE_DATA = (
     "hardening/demo/k6-slo-test.js",
     "hardening/demo/slo.json",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -73,6 +74,11 @@ def test_passing_run_writes_complete_record(loadtest, service, cli_env, tmp_path
     assert run["redis"] and not run["redis"].get("error"), run["redis"]
     assert (record / "redis" / "comparison.json").exists()
     assert not (record / "k6-raw.json").exists(), "the raw NDJSON is dropped once ingested"
+    # the demo's script is hardening's own file: its threshold wrapper ran from the record, never beside it
+    ran = re.search(r"script: (\S+)", (record / "k6-stdout.log").read_text()).group(1)
+    assert Path(ran).parent == record.parent / f".tmp-{record.name}" / "k6", ran  # the record while written
+    assert Path(ran).name.endswith(".hardening.js"), ran
+    assert not any(p.name.endswith(".hardening.js") for p in SCRIPT.resolve().parent.iterdir())
 
 
 def test_failing_run_exits_1_and_warn_only_exits_0(loadtest, service, cli_env, tmp_path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from hardening.loadtest.slo import (
     overall_status,
     parse_slo,
 )
-from hardening.loadtest.wrapper import merge_thresholds, script_options, write_wrapper
+from hardening.loadtest.wrapper import merge_thresholds, script_options, wrapper_dir, write_wrapper
 from hardening.masking import mask, mask_url
 from hardening.processes import STOP_SIGNALS
 from hardening.record.layout import RedisLayout
@@ -212,10 +211,7 @@ def run_loadtest(opts: LoadTestOptions) -> LoadTestOutcome:
         merged, _ = merge_thresholds(requirements.get("thresholds"),
                                      file_spec.k6_options_thresholds() if file_spec else None)
         files.k6_dir.mkdir()
-        # Beside the script, where k6/experimental/fs paths resolve; in the record when that folder is
-        # read-only (a script installed system-wide, such as the demo's in site-packages).
-        beside = os.access(opts.script.resolve().parent, os.W_OK)
-        wrapper_path = write_wrapper(opts.script, {"thresholds": merged}, None if beside else files.k6_dir)
+        wrapper_path = write_wrapper(opts.script, {"thresholds": merged}, wrapper_dir(opts.script, files.k6_dir))
         plan = k6mod.plan_run(requirements)
         planned = plan.seconds  # iteration-based: maxDuration, an upper bound (the Redis sampler's stop)
         split = opts.instances > 1

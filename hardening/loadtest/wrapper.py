@@ -20,8 +20,9 @@ Resolution rules checked on k6 1.1.0 (tests/test_wrapper.py):
   and the like in a directory name, the URI (percent-encoded by ``Path.as_uri``) does not;
 - the user's own relative ``import``s and global ``open()`` calls resolve against the USER's module,
   wherever the wrapper is;
-- ``k6/experimental/fs`` ``open()`` resolves against the ENTRY script, i.e. the wrapper: so by
-  default the wrapper is written beside the user's script (a hidden, uniquely named file);
+- ``k6/experimental/fs`` ``open()`` resolves against the ENTRY script, i.e. the wrapper: so the
+  wrapper is written beside the user's script (a hidden, uniquely named file), unless that folder is
+  read-only or hardening's own (the demo's script, package data): then in the run record (``wrapper_dir``);
 - ``handleSummary`` file keys are relative to k6's working directory, not to any script.
 """
 
@@ -144,6 +145,19 @@ def wrapper_source(script: Path, overrides: Mapping[str, Any]) -> str:
         "export default user.default;\n"
         f"export const options = Object.assign({{}}, user.options, {json.dumps(dict(overrides), indent=2)});\n"
     )
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # hardening's own files: never written to
+
+
+def wrapper_dir(script: Path, fallback: Path) -> Path:
+    """Where the wrapper of ``script`` goes: beside it, where the script's ``k6/experimental/fs`` paths
+    resolve; ``fallback`` (the run record's folder for k6) when that folder is read-only or part of the
+    installed hardening package (the demo's script needs no fs path)."""
+    folder = Path(script).resolve().parent
+    if folder.is_relative_to(PACKAGE_DIR) or not os.access(folder, os.W_OK):
+        return fallback
+    return folder
 
 
 def write_wrapper(script: Path, overrides: Mapping[str, Any], dest_dir: Path | None = None) -> Path:
