@@ -121,6 +121,15 @@ def _start_time(pid: int) -> int | None:
     return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
+def _assert_stopped(started: list[int], command: str, name: str) -> None:
+    """The child recorded in ``started`` ran and is gone; one left running is killed before the test fails."""
+    assert started, f"{command} was not started"
+    alive = _start_time(started[0]) is not None
+    if alive:
+        os.kill(started[0], signal.SIGKILL)
+    assert not alive, f"{name} kept running after the signal"
+
+
 def _running(pid: int, started: int | None) -> bool:
     return started is not None and _start_time(pid) == started
 
@@ -202,11 +211,7 @@ def test_signal_while_k6_run_starts_stops_it(tmp_path, http_target, load_script,
             run.run()
     finally:
         sys.setprofile(None)
-    assert started, "k6 run was not started"
-    alive = _start_time(started[0]) is not None
-    if alive:
-        os.kill(started[0], signal.SIGKILL)
-    assert not alive, "k6 kept running after the signal"
+    _assert_stopped(started, "k6 run", "k6")
     assert signal.getsignal(signal.SIGTERM) is not STOP_SIGNALS._handle
 
 
@@ -218,11 +223,7 @@ def test_signal_while_k6_inspect_starts_stops_it(load_script, sig):
             inspect(K6, load_script, {"BASE_URL": "http://127.0.0.1:9"})
     finally:
         sys.setprofile(None)
-    assert started, "k6 inspect was not started"
-    alive = _start_time(started[0]) is not None
-    if alive:
-        os.kill(started[0], signal.SIGKILL)
-    assert not alive, "k6 inspect kept running after the signal"
+    _assert_stopped(started, "k6 inspect", "k6 inspect")
 
 
 def test_spawned_child_is_stopped_when_its_block_ends_and_not_before():
